@@ -1,0 +1,93 @@
+"""Checkpoints that a crash cannot corrupt, and that load without unpickling anything.
+
+Layout: ``checkpoint/step-00000500/{weights.safetensors, state.pt}`` plus ``checkpoint/latest.json``
+naming the newest complete one. A checkpoint folder is built under a temporary name and renamed
+into place; ``latest.json`` is replaced atomically after it, so it always names a whole folder.
+Weights go through safetensors; optimizer and RNG state (tensors, numbers, lists) through
+``torch.save`` and back through ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.fileio import atomic_dir, write_json
+
+KEEP = 2
+
+
+def flatten_state(modules: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
+    """``{"generator": G, ...}`` -> ``{"generator.layer.weight": tensor, ...}``, contiguous, on CPU."""
+    return {f"{name}.{key}": value.detach().to("cpu").contiguous()
+            for name, module in modules.items() for key, value in module.state_dict().items()}
+
+
+def load_modules(modules: Mapping[str, nn.Module], tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load each module's slice of ``tensors``; any missing or extra key is an error naming ``source``."""
+    for name, module in modules.items():
+        prefix = f"{name}."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        result = module.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise SynthscapeError(
+                f"{source} does not match the {name} network: missing {result.missing_keys[:3]}, "
+                f"unexpected {result.unexpected_keys[:3]}"
+            )
+
+
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise SynthscapeError(f"{path} not found")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise SynthscapeError(f"{path} is not a readable safetensors file: {exc}") from None
+
+
+def save_checkpoint(run: Path, step: int, modules: Mapping[str, nn.Module],
+                    optimizers: Mapping[str, torch.optim.Optimizer], rng: Mapping[str, torch.Tensor]) -> Path:
+    root = run / "checkpoint"
+    final = root / f"step-{step:08d}"
+    if final.exists():  # left by a run that crashed before updating latest.json: not the latest
+        shutil.rmtree(final)
+    with atomic_dir(final) as tmp:
+        save_file(flatten_state(modules), tmp / "weights.safetensors")
+        state = {"step": step, "optimizers": {k: o.state_dict() for k, o in optimizers.items()}, "rng": dict(rng)}
+        torch.save(state, tmp / "state.pt")
+    write_json(root / "latest.json", {"step": step, "folder": final.name})
+    for old in sorted(root.glob("step-*"))[:-KEEP]:
+        shutil.rmtree(old)
+    return final
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    pointer = run / "checkpoint" / "latest.json"
+    if not pointer.is_file():
+        return None
+    folder = run / "checkpoint" / json.loads(pointer.read_text())["folder"]
+    if not folder.is_dir():
+        raise SynthscapeError(f"{pointer} names {folder.name}, which does not exist")
+    return folder
+
+
+def load_checkpoint(folder: Path, modules: Mapping[str, nn.Module],
+                    optimizers: Mapping[str, torch.optim.Optimizer]) -> tuple[int, dict[str, Any]]:
+    """Restore modules and optimizers in place; return the step and the saved RNG states."""
+    load_modules(modules, read_safetensors(folder / "weights.safetensors"), str(folder / "weights.safetensors"))
+    try:
+        state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a bad or unsafe file
+        raise SynthscapeError(f"{folder / 'state.pt'} could not be loaded safely: {str(exc).splitlines()[0]}") from None
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][name])
+    return int(state["step"]), state["rng"]

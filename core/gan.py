@@ -1,0 +1,96 @@
+"""Conditional GAN: hinge loss, projection critic, lazy R1 and an EMA generator."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from synthscape.core.networks import ConditionalGenerator, ProjectionDiscriminator
+from synthscape.core.objective import Autocast, Objective, no_autocast
+
+
+class EMA(nn.Module):
+    """Exponential moving average of a model's weights, with a warmed-up decay.
+
+    A fixed 0.999 decay is still mostly the initial weights after 1000 steps (measured), so the
+    decay grows as min(max_decay, (1 + t) / (10 + t)).
+    """
+
+    def __init__(self, model: nn.Module, max_decay: float):
+        super().__init__()
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.max_decay = max_decay
+
+    def decay(self, step: int) -> float:
+        return min(self.max_decay, (1 + step) / (10 + step))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        weight = 1.0 - self.decay(step)
+        torch._foreach_lerp_(list(self.module.parameters()), list(model.parameters()), weight)
+        for mine, theirs in zip(self.module.buffers(), model.buffers()):
+            mine.copy_(theirs)
+
+    def state_dict(self, *args, **kwargs):
+        return self.module.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return self.module.load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+class GAN(Objective):
+    metric_names = ("loss_d", "loss_g", "d_real", "d_fake", "r1")
+
+    def __init__(self, network, train, cardinalities, device):
+        super().__init__(network, train, cardinalities, device)
+        self.generator = ConditionalGenerator(network, cardinalities).to(device)
+        self.critic = ProjectionDiscriminator(network, cardinalities).to(device)
+        self.ema = EMA(self.generator, train.ema_decay)
+        self.modules = {"generator": self.generator, "critic": self.critic, "ema": self.ema}
+        self.optimizers = {
+            "generator": self.adam(self.generator, lr=train.lr_generator),
+            "critic": self.adam(self.critic, lr=train.lr_critic),
+        }
+
+    @property
+    def sampler_network(self) -> nn.Module:
+        return self.ema.module
+
+    def r1_penalty(self, images: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Squared gradient norm of the critic on real images, in float32 (Mescheder et al. 2018)."""
+        images = images.detach().float().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.critic(images, condition).sum(), images, create_graph=True)
+        return grad.square().flatten(1).sum(1).mean()
+
+    def step(self, images, condition, step, noise, autocast: Autocast = no_autocast):
+        batch = images.shape[0]
+        cfg = self.train
+        # critic: hinge loss, fakes drawn for the real batch's labels
+        with torch.no_grad(), autocast():
+            fake = self.generator(self.latents(batch, noise), condition)
+        self.critic.requires_grad_(True)
+        with autocast():
+            d_real = self.critic(images, condition).float()
+            d_fake = self.critic(fake, condition).float()
+            loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        r1 = torch.full((), float("nan"), device=self.device)
+        if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:  # lazy: scaled up, applied every r1_every steps
+            r1 = self.r1_penalty(images, condition)
+            (0.5 * cfg.r1_gamma * cfg.r1_every * r1).backward()
+        self.optimizers["critic"].step()
+
+        # generator
+        self.critic.requires_grad_(False)
+        with autocast():
+            loss_g = -self.critic(self.generator(self.latents(batch, noise), condition), condition).float().mean()
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optimizers["generator"].step()
+        self.ema.update(self.generator, step)
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": d_real.detach().mean(),
+                "d_fake": d_fake.detach().mean(), "r1": r1.detach()}

@@ -1,0 +1,32 @@
+"""synthscape: labelled synthetic data for lung CT and driving/drone scenes.
+
+    import synthscape
+    generator = synthscape.load("runs/ct-gan")
+    samples = generator.sample(8, condition={"nodule": "present"}, seed=0)
+    samples.images, samples.conditions
+
+``import synthscape`` does not import torch; ``load`` of a run directory does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from synthscape.core.conditions import ConditionPrior, ConditionSchema
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.sampling import Sampler, Samples
+
+__version__ = "0.1.0"
+__all__ = ["ConditionPrior", "ConditionSchema", "Sampler", "Samples", "SynthscapeError", "load", "__version__"]
+
+
+def load(path: str | Path, device: str = "cpu") -> Sampler:
+    """Load a trained generator (a run directory) for ``.sample(count, condition=..., seed=...)``."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        raise SynthscapeError(f"{path}: loading ONNX generators needs synthscape.exports.runtime, which is not built yet")
+    if not path.exists():
+        raise SynthscapeError(f"{path} does not exist: expected a run directory with config.json and generator.safetensors")
+    from synthscape.core.artifacts import load_run
+
+    return load_run(path, device=device)

@@ -1,0 +1,3 @@
+from synthscape.cli import main
+
+raise SystemExit(main())

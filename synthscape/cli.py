@@ -1,0 +1,177 @@
+"""The ``synthscape`` command line: domains, simulate, train, sample, run.
+
+Every command exits non-zero with a one-line reason on bad input and writes nothing partial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from synthscape.core.conditions import ConditionSchema
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.fileio import atomic_dir
+from synthscape.domains import available_domains, get_domain
+
+log = logging.getLogger("synthscape")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
+    return value
+
+
+def cmd_domains(args: argparse.Namespace) -> int:
+    domains = available_domains()
+    if not domains:
+        print("no domains registered yet (lung-ct and driving are coming; plug-ins register "
+              "through the 'synthscape.domains' entry-point group)")
+    for name, domain in domains.items():
+        print(f"{name} ({domain.spatial_dims}D)")
+        for line in domain.schema.describe().splitlines():
+            print(f"    {line}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    domain = get_domain(args.domain)
+    out = refuse_existing(args.out)
+    with atomic_dir(out) as tmp:
+        domain.simulate(tmp, count=args.count, seed=args.seed)
+    log.info("simulated %d %s samples in %s", args.count, args.domain, out)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from synthscape.core.config import TrainConfig
+    from synthscape.core.training import train
+
+    domain = get_domain(args.domain)
+    if not args.data.is_dir():
+        raise SynthscapeError(f"--data {args.data} is not a folder")
+    dataset = domain.dataset(args.data)
+    config = TrainConfig(
+        steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr_generator=args.lr_generator,
+        lr_critic=args.lr_critic, log_every=args.log_every, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, num_workers=args.workers,
+    )
+    train(dataset, args.out, model=args.model, schema=domain.schema, domain=domain.name, config=config,
+          domain_meta=getattr(dataset, "meta", {}), resume=args.resume, device=args.device)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import synthscape
+
+    generator = synthscape.load(args.model, device=args.device)
+    domain = get_domain(generator.domain)
+    condition = ConditionSchema.parse(args.condition)
+    out = refuse_existing(args.out)
+    samples = generator.sample(args.count, condition, seed=args.seed, start=args.start,
+                               batch_size=args.batch_size, progress=True)
+    with atomic_dir(out) as tmp:
+        files = domain.write(samples.images, samples.conditions, tmp, formats=args.format or (),
+                             seed=samples.seed, indices=samples.indices.tolist(), **generator.domain_meta)
+    log.info("wrote %d samples (%d files) to %s", len(samples), len(files), out)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    print("synthscape run: the lung-ct pipeline (simulate -> train -> sample -> evaluate -> export) "
+          "arrives with the lung-ct domain; today 'synthscape domains', 'train' and 'sample' work for "
+          "registered domains.")
+    return 0
+
+
+def refuse_existing(path: Path) -> Path:
+    """Outputs go to a new folder: nothing the user made is overwritten."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise SynthscapeError(f"{path} already exists and is not empty; choose another --out or remove it")
+    if path.is_dir():
+        path.rmdir()
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synthscape",
+        description="Labelled synthetic data for lung CT and driving/drone scenes: simulate, train "
+                    "conditional GANs/VAEs, sample by condition label.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("domains", help="list domains and their condition schemas")
+    p.set_defaults(func=cmd_domains)
+
+    p = sub.add_parser("simulate", help="write a labelled data set from a domain's embedded simulator")
+    p.add_argument("domain", help="domain name (see 'synthscape domains')")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the data set (must not exist or be empty)")
+    p.add_argument("--count", type=positive_int, required=True, help="number of samples to simulate")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("train", help="train a conditional GAN or VAE on a domain's data")
+    p.add_argument("domain", help="domain name (see 'synthscape domains')")
+    p.add_argument("--data", type=Path, required=True, help="data set folder (files + labels.csv)")
+    p.add_argument("--model", choices=("gan", "vae"), required=True, help="model kind")
+    p.add_argument("--out", type=Path, required=True, help="run folder: config.json, generator.safetensors, checkpoint/, metrics.csv, samples/")
+    p.add_argument("--steps", type=positive_int, default=2000, help="total optimisation steps (default 2000); with --resume, the new total")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default 16)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed for weights, data order and noise (default 0)")
+    p.add_argument("--lr-generator", type=float, default=2e-4, help="Adam learning rate of generator / VAE (default 2e-4)")
+    p.add_argument("--lr-critic", type=float, default=2e-4, help="Adam learning rate of the GAN critic (default 2e-4)")
+    p.add_argument("--log-every", type=positive_int, default=10, help="steps between metrics.csv rows (default 10)")
+    p.add_argument("--eval-every", type=positive_int, default=500, help="steps between sample grids (default 500)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints (default 500)")
+    p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA (bf16 autocast) when present, else CPU")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="generate labelled samples from a trained run")
+    p.add_argument("model", type=Path, help="run folder written by 'synthscape train'")
+    p.add_argument("--count", type=non_negative_int, required=True, help="number of samples")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the samples (must not exist or be empty)")
+    p.add_argument("--condition", action="append", default=[], metavar="A=V",
+                   help="condition attribute=value, repeatable; attributes left out follow the training data")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed; sample i depends only on (seed, i) (default 0)")
+    p.add_argument("--start", type=non_negative_int, default=0, help="index of the first sample, for sharding (default 0)")
+    p.add_argument("--format", action="append", metavar="FMT", help="output format, repeatable (domain-specific; default: the domain's)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="samples per network call (default 16)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device for sampling (default cpu)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("run", help="the main job: simulate -> train -> sample -> evaluate -> export")
+    p.add_argument("pipeline", nargs="?", type=Path, help="pipeline YAML (default: the lung-ct pipeline)")
+    p.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="synthscape: %(message)s")
+    try:
+        return args.func(args)
+    except SynthscapeError as exc:
+        print(f"synthscape: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synthscape: interrupted; the last complete checkpoint and outputs are intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
