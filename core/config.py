@@ -77,7 +77,7 @@ def default_network(spatial_dims: int, image_size: Sequence[int], channels: int)
     stages = 4 if smallest >= 64 else 3 if smallest >= 16 else 2
     if spatial_dims == 3:
         gen = (64, 32, 16, 8, 8)[: stages + 1]
-        critic = (16, 32, 64, 128, 128)[: stages + 1]
+        critic = (8, 32, 64, 128, 128)[: stages + 1]  # full-resolution stage kept narrow: it dominates
     else:
         gen = (256, 128, 64, 32, 32)[: stages + 1]
         critic = (32, 64, 128, 256, 256)[: stages + 1]

@@ -48,8 +48,8 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def memory_format(spatial_dims: int) -> torch.memory_format:
-    """channels-last for 3D: measured 1.2-2x faster Conv3d steps on CPU (design.md, benchmarks/)."""
-    return torch.channels_last_3d if spatial_dims == 3 else torch.contiguous_format
+    """Channels-last: 1.6x faster 3D and 1.25x faster 2D training steps on CPU (benchmarks/train_step.py)."""
+    return torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
 
 
 def autocast_for(device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:

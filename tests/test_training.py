@@ -1,0 +1,168 @@
+"""The training loop: artifacts, checkpoints, exact resume after a kill, the NaN guard."""
+
+import csv
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from blobs import SCHEMA, Blobs
+from conftest import tiny_network, tiny_train
+from safetensors.torch import load_file
+
+from synthscape.core.artifacts import load_run
+from synthscape.core.checkpoint import latest_checkpoint
+from synthscape.core.errors import SynthscapeError, TrainingDiverged
+from synthscape.core.training import train
+
+TESTS = Path(__file__).parent
+
+
+def run_training(run, model="gan", spatial_dims=2, steps=20, **kwargs):
+    return train(Blobs(spatial_dims, 16, 64), run, model=model, schema=SCHEMA, network=tiny_network(spatial_dims),
+                 config=tiny_train(steps=steps), progress=False, **kwargs)
+
+
+def checkpoint_tensors(run) -> dict[str, torch.Tensor]:
+    folder = latest_checkpoint(Path(run))
+    tensors = load_file(folder / "weights.safetensors")
+    state = torch.load(folder / "state.pt", weights_only=True)
+    for name, opt in state["optimizers"].items():
+        for pid, values in opt["state"].items():
+            for key, value in values.items():
+                tensors[f"optim.{name}.{pid}.{key}"] = torch.as_tensor(value)
+    return tensors
+
+
+def test_run_directory_is_as_designed(tmp_path):
+    run = tmp_path / "run"
+    run_training(run)
+    assert {p.name for p in run.iterdir()} >= {"config.json", "generator.safetensors", "checkpoint", "metrics.csv", "samples"}
+    config = json.loads((run / "config.json").read_text())
+    assert config["schema"] == SCHEMA.to_dict() and config["model"] == "gan" and config["step"] == 20
+    assert sum(count for _, count in config["condition_counts"]) == 64
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
+    assert all(np.isfinite(float(r["loss_d"])) for r in rows)
+    assert [r["r1"] != "" for r in rows] == [False, False, False, True]  # lazy R1: steps 4, 8, .., logged at 20
+    grids = sorted(p.relative_to(run / "samples").as_posix() for p in (run / "samples").rglob("*.png"))
+    assert grids == sorted(f"step-000000{s}/{a}={v}.png" for s in (10, 20) for a, vs in SCHEMA.attributes for v in vs)
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert sorted(p.name for p in (run / "checkpoint").iterdir()) == ["latest.json", "step-00000010", "step-00000020"]
+
+
+def test_3d_grids_show_three_planes(tmp_path):
+    import cv2
+
+    run = tmp_path / "run3d"
+    run_training(run, spatial_dims=3, steps=10)
+    picture = cv2.imread(str(run / "samples" / "step-00000010" / "position=a.png"), cv2.IMREAD_UNCHANGED)
+    assert picture.shape == (16, 4 * 3 * 16 + 3 * 2)  # 4 samples per row, each 3 planes of 16, 2-pixel gaps
+
+
+def test_artifact_round_trips_through_safetensors(tmp_path):
+    run = tmp_path / "run"
+    run_training(run, model="vae")
+    ema = {k[len("decoder."):]: v for k, v in load_file(latest_checkpoint(run) / "weights.safetensors").items()
+           if k.startswith("decoder.")}
+    generator = load_run(run)
+    for key, value in generator.network.state_dict().items():
+        assert torch.equal(value, ema[key]), key
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, {tests!r})
+    from test_training import run_training
+    def die(step, folder):
+        if step == 10:
+            os.kill(os.getpid(), signal.SIGKILL)
+    run_training({run!r}, model={model!r}, on_checkpoint=die)
+""")
+
+
+@pytest.mark.parametrize("model", ["gan", "vae"])
+def test_resume_after_kill_gives_the_same_weights(tmp_path, model):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run_training(straight, model=model)
+    proc = subprocess.run([sys.executable, "-c", KILLER.format(tests=str(TESTS), run=str(resumed), model=model)])
+    assert proc.returncode == -signal.SIGKILL
+    assert json.loads((resumed / "checkpoint" / "latest.json").read_text())["step"] == 10
+    run_training(resumed, model=model, resume=True)
+    a, b = checkpoint_tensors(straight), checkpoint_tensors(resumed)
+    assert a.keys() == b.keys() and len(a) > 50
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    rows = list(csv.DictReader((resumed / "metrics.csv").open()))
+    assert [int(r["step"]) for r in rows] == [5, 10, 15, 20]
+
+
+def test_resume_refuses_a_run_without_checkpoint_and_new_run_refuses_existing(tmp_path):
+    with pytest.raises(SynthscapeError, match="holds no checkpoint"):
+        run_training(tmp_path / "nothing", resume=True)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    with pytest.raises(SynthscapeError, match="already exists and is not empty; pass --resume"):
+        run_training(existing)
+    assert (existing / "notes.txt").read_text() == "mine"
+
+
+class PoisonedBlobs(Blobs):
+    """Blobs whose every item turns NaN once ``poisoned`` is set: as if the data went bad mid-run."""
+
+    poisoned = False
+
+    def __getitem__(self, index):
+        image, condition = super().__getitem__(index)
+        return (image * float("nan") if self.poisoned else image), condition
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    data = PoisonedBlobs(2, 16, 64)
+
+    def poison(step, folder):
+        data.poisoned = True
+
+    with pytest.raises(TrainingDiverged) as info:
+        train(data, run, model="gan", schema=SCHEMA, network=tiny_network(2), config=tiny_train(steps=20),
+              progress=False, on_checkpoint=poison)
+    message = str(info.value)
+    assert "\n" not in message and "step 11" in message and "last good checkpoint (step 10)" in message
+    assert json.loads((run / "checkpoint" / "latest.json").read_text())["step"] == 10
+    assert all(torch.isfinite(t).all() for t in checkpoint_tensors(run).values())
+    assert json.loads((run / "config.json").read_text())["step"] == 10
+    assert np.isfinite(load_run(run).sample(2).images).all()
+
+
+def test_images_outside_minus_one_one_are_refused(tmp_path):
+    data = Blobs(2, 16, 16)
+    data.images = data.images * 1000
+    with pytest.raises(SynthscapeError, match=r"must lie in \[-1, 1\]"):
+        train(data, tmp_path / "run", model="vae", schema=SCHEMA, network=tiny_network(2), config=tiny_train(), progress=False)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_no_pickle_is_ever_executed(tmp_path, monkeypatch):
+    """A checkpoint state.pt that carries code is refused by weights_only loading."""
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    run_training(run, steps=10)
+    state = latest_checkpoint(run) / "state.pt"
+    with state.open("wb") as handle:
+        pickle.dump({"step": Exploit()}, handle, protocol=2)
+    with pytest.raises(SynthscapeError, match="could not be loaded safely"):
+        run_training(run, steps=20, resume=True)
+    assert not (tmp_path / "pwned").exists()
