@@ -78,7 +78,7 @@ class GAN(Objective):
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
         self.optimizers["critic"].zero_grad(set_to_none=True)
         loss_d.backward()
-        r1 = torch.full((), float("nan"), device=self.device)
+        r1 = None
         if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:  # lazy: scaled up, applied every r1_every steps
             r1 = self.r1_penalty(images, condition)
             (0.5 * cfg.r1_gamma * cfg.r1_every * r1).backward()
@@ -92,5 +92,8 @@ class GAN(Objective):
         loss_g.backward()
         self.optimizers["generator"].step()
         self.ema.update(self.generator, step)
-        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": d_real.detach().mean(),
-                "d_fake": d_fake.detach().mean(), "r1": r1.detach()}
+        metrics = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": d_real.detach().mean(),
+                   "d_fake": d_fake.detach().mean()}
+        if r1 is not None:
+            metrics["r1"] = r1.detach()
+        return metrics

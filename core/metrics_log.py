@@ -40,13 +40,12 @@ class MetricsLog:
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
         values = [metrics.get(name, float("nan")) for name in self.columns[1:]]
-        row = [step] + [f"{v:.6g}" if v == v else "" for v in values]  # NaN: not measured at this step
+        row = [step] + [f"{v:.6g}" if v == v else "" for v in values]  # blank: not measured at this step
         with self.path.open("a", newline="") as handle:
             csv.writer(handle).writerow(row)
         if self.tensorboard is not None:
             for name, value in metrics.items():
-                if value == value:  # skip NaN placeholders (R1 on steps without it)
-                    self.tensorboard.add_scalar(f"train/{name}", value, step)
+                self.tensorboard.add_scalar(f"train/{name}", value, step)
 
     def close(self) -> None:
         if self.tensorboard is not None:

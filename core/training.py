@@ -69,6 +69,9 @@ def prepare_run(run: Path, resume: bool, dataset: Dataset, schema: ConditionSche
         if config.model != model or config.domain != domain:
             raise SynthscapeError(f"--resume: {run} is a {config.domain} {config.model} run, not {domain} {model}")
         config.train.steps = train.steps
+        log.info("resuming with the run's saved settings (batch size %d, seed %d, learning rates %g/%g); "
+                 "only the step count (%d) comes from this call", config.train.batch_size, config.train.seed,
+                 config.train.lr_generator, config.train.lr_critic, train.steps)
         return config
     if run.exists() and any(run.iterdir()):
         raise SynthscapeError(f"{run} already exists and is not empty; pass --resume to continue it or choose another --out")
@@ -98,7 +101,7 @@ def write_grids(run: Path, step: int, config: ArtifactConfig, sampler: TorchSamp
 
 
 def finite_or_raise(metrics: dict[str, float], step: int, last_good: int | None, run: Path) -> None:
-    bad = [name for name, value in metrics.items() if math.isinf(value) or (math.isnan(value) and name != "r1")]
+    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
     if bad:
         kept = f"the last good checkpoint (step {last_good}) in {run / 'checkpoint'} is intact" if last_good else "no checkpoint was written yet"
         raise TrainingDiverged(f"training diverged at step {step}: {', '.join(bad)} is NaN or Inf; {kept}")

@@ -166,3 +166,13 @@ def test_no_pickle_is_ever_executed(tmp_path, monkeypatch):
     with pytest.raises(SynthscapeError, match="could not be loaded safely"):
         run_training(run, steps=20, resume=True)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_cuda_request_without_cuda_is_refused():
+    from synthscape.core.training import select_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SynthscapeError, match="--device cuda was asked for, but torch sees no CUDA device"):
+        select_device("cuda")
+    assert select_device("auto").type == "cpu"
