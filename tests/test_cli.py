@@ -12,8 +12,8 @@ from synthscape.cli import build_parser, main
 COMMANDS = ["domains", "simulate", "train", "sample", "run"]
 
 
-def test_help_explains_every_option():
-    result = subprocess.run([sys.executable, "-m", "synthscape", "--help"], capture_output=True, text=True)
+def test_help_explains_every_option(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "synthscape", "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0
     for command in COMMANDS:
         assert command in result.stdout
