@@ -20,26 +20,36 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def three_planes(volume: np.ndarray) -> np.ndarray:
-    """``[C, X, Y, Z]`` -> ``[C, H, 3 * W]``: the middle axial, coronal and sagittal planes side by side.
+    """``[C, X, Y, Z]`` RAS+ -> ``[C, H, 3 * W]``: the middle axial, coronal and sagittal planes.
 
-    Planes are padded to a common square so volumes of any shape line up.
+    Shown as CT viewers show them (radiological convention): axial with anterior up and the
+    patient's right on the screen's left, coronal with superior up and the right on the left,
+    sagittal with superior up and anterior on the right. Planes are padded to a common square so
+    volumes of any shape line up.
     """
     c, x, y, z = volume.shape
+    volume = volume[:, ::-1]  # patient's right (high i) to the screen's left
     planes = [volume[:, :, :, z // 2], volume[:, :, y // 2, :], volume[:, x // 2, :, :]]
     side = max(x, y, z)
     padded = [np.pad(p, ((0, 0), (0, side - p.shape[1]), (0, side - p.shape[2])), constant_values=-1.0) for p in planes]
-    # axial plane shown with anterior up: transpose so rows run along the second axis
+    # rows run along the plane's second axis (A or S), highest at the top
     return np.concatenate([np.swapaxes(p, 1, 2)[:, ::-1] for p in padded], axis=2)
 
 
-def grid(images: np.ndarray, columns: int = 8, gap: int = 2) -> np.ndarray:
+def grid(images: np.ndarray, columns: int | None = None, gap: int = 2, min_side: int = 64) -> np.ndarray:
     """``[N, C, *spatial]`` in [-1, 1] -> one uint8 picture ``[H, W]`` or ``[H, W, 3]``.
 
-    3D samples become three-plane strips (one per grid cell).
+    3D samples become three-plane strips, two per row (8 images per row for 2D). Images smaller
+    than ``min_side`` are enlarged by an integer factor (nearest neighbour, so voxels stay
+    visible as voxels): a 16^3 volume is otherwise too small to judge.
     """
     images = np.asarray(images)
     if images.ndim == 5:
         images = np.stack([three_planes(v) for v in images])
+        columns = columns or 2
+    columns = columns or 8
+    if images.ndim == 4 and (factor := -(-min_side // min(images.shape[2:]))) > 1:
+        images = images.repeat(factor, axis=2).repeat(factor, axis=3)
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise SynthscapeError(f"a sample grid needs [N, 1 or 3, H, W] or [N, C, X, Y, Z] images, got {list(images.shape)}")
     n, c, h, w = images.shape

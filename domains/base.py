@@ -21,7 +21,7 @@ from synthscape.core.errors import SynthscapeError
 
 log = logging.getLogger("synthscape")
 ENTRY_POINT_GROUP = "synthscape.domains"
-BUILTIN_MODULES: tuple[str, ...] = ()  # "synthscape.domains.lung_ct", "synthscape.domains.driving" as they land
+BUILTIN_MODULES: tuple[str, ...] = ("synthscape.domains.lung_ct.domain",)  # driving joins when it lands
 
 _registry: dict[str, Domain] = {}
 _discovered = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,11 +46,16 @@ def cmd_domains(args: argparse.Namespace) -> int:
     return 0
 
 
+def domain_options(args: argparse.Namespace, names: Sequence[str]) -> dict:
+    """The domain-specific options the user actually gave (the domain refuses ones it lacks)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     domain = get_domain(args.domain)
     out = refuse_existing(args.out)
     with atomic_dir(out) as tmp:
-        domain.simulate(tmp, count=args.count, seed=args.seed)
+        domain.simulate(tmp, count=args.count, seed=args.seed, **domain_options(args, ("size", "spacing", "formats")))
     log.info("simulated %d %s samples in %s", args.count, args.domain, out)
     return 0
 
@@ -61,7 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     domain = get_domain(args.domain)
     if not args.data.is_dir():
         raise SynthscapeError(f"--data {args.data} is not a folder")
-    dataset = domain.dataset(args.data)
+    dataset = domain.dataset(args.data, **domain_options(args, ("size", "spacing")))
     config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr_generator=args.lr_generator,
         lr_critic=args.lr_critic, log_every=args.log_every, eval_every=args.eval_every,
@@ -89,9 +95,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    print("synthscape run: the lung-ct pipeline (simulate -> train -> sample -> evaluate -> export) "
-          "arrives with the lung-ct domain; today 'synthscape domains', 'train' and 'sample' work for "
-          "registered domains.")
+    from synthscape.pipeline import Pipeline, run_pipeline
+
+    if args.pipeline is not None:
+        raise SynthscapeError(f"{args.pipeline}: pipeline files are not supported yet; run without one for the "
+                              "default lung-ct pipeline (options: --steps, --count, --size, --out)")
+    out = refuse_existing(args.out or Path("runs") / time.strftime("lung-ct-%Y%m%d-%H%M%S"))
+    pipeline = Pipeline(**domain_options(args, ("steps", "size")),
+                        **({"simulate_count": args.count} if args.count else {}))
+    seconds = run_pipeline(out, pipeline, device=args.device)
+    log.info("done in %.0f s (%s): data/, run/, samples/ in %s", sum(seconds.values()),
+             ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), out)
     return 0
 
 
@@ -102,6 +116,13 @@ def refuse_existing(path: Path) -> Path:
     if path.is_dir():
         path.rmdir()
     return path
+
+
+def add_geometry_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--size", type=positive_int, help=f"{what} image size in voxels/pixels per axis "
+                        "(lung-ct: default 64 to simulate, the data's own to train)")
+    parser.add_argument("--spacing", type=float, metavar="MM", help=f"{what} voxel spacing in mm (lung-ct: default "
+                        "fits the thorax in the field of view to simulate, the data's own to train)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="new folder for the data set (must not exist or be empty)")
     p.add_argument("--count", type=positive_int, required=True, help="number of samples to simulate")
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
+    add_geometry_options(p, "simulated")
+    p.add_argument("--format", dest="formats", action="append", metavar="FMT",
+                   help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default nifti)")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("train", help="train a conditional GAN or VAE on a domain's data")
@@ -139,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA (bf16 autocast) when present, else CPU")
+    add_geometry_options(p, "training")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate labelled samples from a trained run")
@@ -149,13 +174,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="condition attribute=value, repeatable; attributes left out follow the training data")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed; sample i depends only on (seed, i) (default 0)")
     p.add_argument("--start", type=non_negative_int, default=0, help="index of the first sample, for sharding (default 0)")
-    p.add_argument("--format", action="append", metavar="FMT", help="output format, repeatable (domain-specific; default: the domain's)")
+    p.add_argument("--format", action="append", metavar="FMT",
+                   help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default: the domain's)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="samples per network call (default 16)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device for sampling (default cpu)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("run", help="the main job: simulate -> train -> sample -> evaluate -> export")
-    p.add_argument("pipeline", nargs="?", type=Path, help="pipeline YAML (default: the lung-ct pipeline)")
+    p.add_argument("pipeline", nargs="?", type=Path, help="pipeline file (not yet supported; default: the lung-ct pipeline)")
+    p.add_argument("--out", type=Path, help="new folder for data/, run/ and samples/ (default runs/lung-ct-DATE-TIME)")
+    p.add_argument("--steps", type=positive_int, help="GAN training steps (default 300)")
+    p.add_argument("--count", type=positive_int, help="simulated training volumes (default 64)")
+    p.add_argument("--size", type=positive_int, help="volume size in voxels per axis (default 32)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present, else CPU")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -64,7 +64,22 @@ def test_3d_grids_show_three_planes(tmp_path):
     run = tmp_path / "run3d"
     run_training(run, spatial_dims=3, steps=10)
     picture = cv2.imread(str(run / "samples" / "step-00000010" / "position=a.png"), cv2.IMREAD_UNCHANGED)
-    assert picture.shape == (16, 4 * 3 * 16 + 3 * 2)  # 4 samples per row, each 3 planes of 16, 2-pixel gaps
+    # 4 samples, 2 per row, each 3 planes of 16 voxels enlarged 4x to 64 pixels, 2-pixel gaps
+    assert picture.shape == (2 * 64 + 2, 2 * 3 * 64 + 2)
+
+
+def test_three_planes_follow_the_radiological_convention():
+    from synthscape.core.grids import three_planes
+
+    volume = np.full((1, 9, 9, 9), -1.0, dtype=np.float32)  # odd: one middle plane per axis
+    volume[0, 8, 8, 4] = 1.0  # the patient's right, anterior corner of the middle axial plane
+    volume[0, 8, 4, 8] = 1.0  # right, superior corner of the middle coronal plane
+    volume[0, 4, 8, 8] = 1.0  # anterior, superior corner of the middle sagittal plane
+    axial, coronal, sagittal = np.split(three_planes(volume)[0], 3, axis=1)
+    assert axial[0, 0] == 1.0  # anterior up, patient's right on the screen's left
+    assert coronal[0, 0] == 1.0  # superior up, right on the left
+    assert sagittal[0, 8] == 1.0  # superior up, anterior on the right
+    assert (axial == 1).sum() == (coronal == 1).sum() == (sagittal == 1).sum() == 1
 
 
 def test_artifact_round_trips_through_safetensors(tmp_path):

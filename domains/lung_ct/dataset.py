@@ -1,0 +1,105 @@
+"""Lung CT volumes -> training tensors through a MONAI dictionary-transform pipeline.
+
+load (NIfTI via nibabel or a DICOM series via pydicom, both to RAS+ with their affine)
+-> Orientation RAS -> Spacing (target mm) -> HU window to [-1, 1] -> crop or pad (with air)
+to the training size. Every transform is deterministic, so MONAI's CacheDataset runs the
+pipeline once per volume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import CacheDataset, MetaTensor
+from monai.transforms import Compose, MapTransform, Orientationd, ResizeWithPadOrCropd, ScaleIntensityRanged, Spacingd
+from torch.utils.data import Dataset
+
+from synthscape.core.errors import SynthscapeError
+from synthscape.domains.labels import conditions_of, read_labels
+from synthscape.domains.lung_ct.dicom import read_dicom_series
+from synthscape.domains.lung_ct.nifti import read_nifti
+from synthscape.domains.lung_ct.schema import HU_WINDOW, SCHEMA
+
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+FILE_COLUMNS = ("path", "lung_mask", "nodule_mask", "dicom")  # labels.csv columns that name files
+
+
+def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A NIfTI file or a DICOM series folder -> (HU [X, Y, Z] float32 in RAS+, 4x4 RAS+ affine)."""
+    if path.is_dir():
+        return read_dicom_series(path)
+    if path.name.endswith(NIFTI_SUFFIXES):
+        return read_nifti(path)
+    raise SynthscapeError(f"{path} is neither a NIfTI file (.nii, .nii.gz) nor a DICOM series folder")
+
+
+class LoadCTd(MapTransform):
+    """Load ``data[key]`` (a path) into a channel-first MetaTensor carrying its RAS+ affine."""
+
+    def __call__(self, data):
+        out = dict(data)
+        for key in self.key_iterator(out):
+            volume, affine = read_volume(Path(out[key]))
+            out[key] = MetaTensor(torch.from_numpy(np.ascontiguousarray(volume, dtype=np.float32))[None],
+                                  affine=torch.as_tensor(affine, dtype=torch.float64))
+        return out
+
+
+def ct_pipeline(size: Sequence[int], spacing: Sequence[float], window: Sequence[float] = HU_WINDOW) -> Compose:
+    """The training transform of one volume; the same for simulated and real data."""
+    low, high = window
+    return Compose([
+        LoadCTd("image"),
+        Orientationd("image", axcodes="RAS", labels=RAS_LABELS),
+        Spacingd("image", pixdim=tuple(spacing), mode="bilinear", padding_mode="border"),
+        ResizeWithPadOrCropd("image", spatial_size=tuple(size), mode="constant", value=float(low)),
+        ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=-1.0, b_max=1.0, clip=True),
+    ])
+
+
+def unlisted_volumes(root: Path, listed: set[str]) -> list[str]:
+    """NIfTI files and DICOM folders under ``root`` that labels.csv does not mention."""
+    found = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.endswith(NIFTI_SUFFIXES)}
+    found |= {p.parent.relative_to(root).as_posix() for p in root.rglob("*.dcm")}
+    return sorted(f for f in found if f not in listed and not any(f.startswith(d + "/") for d in listed))
+
+
+class LungCTDataset(Dataset):
+    """``(image [1, X, Y, Z] in [-1, 1], condition indices [3])`` for every row of labels.csv.
+
+    ``size`` and ``spacing`` default to those of the first volume, so a simulated data set
+    trains at its own geometry; real data usually wants both set.
+    """
+
+    def __init__(self, root: str | Path, size: int | Sequence[int] | None = None,
+                 spacing: float | Sequence[float] | None = None, window: Sequence[float] = HU_WINDOW,
+                 cache_workers: int = 0, progress: bool = True):
+        root = Path(root)
+        rows = read_labels(root, SCHEMA, file_columns=FILE_COLUMNS)
+        listed = {row[c] for row in rows for c in FILE_COLUMNS if row.get(c)}
+        if stray := unlisted_volumes(root, listed):
+            raise SynthscapeError(f"{root / stray[0]} has no row in {root / 'labels.csv'} ({len(stray)} volume(s) unlisted)")
+        self.paths = [root / row["path"] for row in rows]
+        self.conditions = SCHEMA.encode(conditions_of(rows, SCHEMA))
+        if size is None or spacing is None:
+            volume, affine = read_volume(self.paths[0])
+            size = size or volume.shape
+            spacing = spacing or tuple(float(s) for s in np.linalg.norm(affine[:3, :3], axis=0))
+        self.size = tuple(int(s) for s in np.broadcast_to(np.asarray(size), (3,)))
+        self.spacing = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, dtype=float), (3,)))
+        self.window = tuple(float(w) for w in window)
+        self.meta = {"hu_window": list(self.window), "spacing": list(self.spacing), "size": list(self.size),
+                     "orientation": "RAS"}
+        self.volumes = CacheDataset([{"image": str(p)} for p in self.paths], ct_pipeline(self.size, self.spacing, self.window),
+                                    num_workers=cache_workers or None, progress=progress)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.volumes[index]["image"]
+        return image.as_tensor().float(), torch.from_numpy(self.conditions[index])

@@ -1,0 +1,197 @@
+"""Read a CT DICOM series into a RAS+ HU volume and affine. numpy, nibabel and pydicom only.
+
+Geometry (DICOM PS3.3 C.7.6.2.1.1, and nibabel's "DICOM orientation" notes): ImageOrientationPatient
+holds the row direction (the way column index c grows along a row) then the column direction (the way
+row index r grows down a column), in LPS patient coordinates; PixelSpacing is [spacing between rows,
+spacing between columns]. So pixel (r, c) of slice k sits at
+
+    IPP_k + c * PixelSpacing[1] * rowdir + r * PixelSpacing[0] * coldir
+
+The array is laid out [X = columns, Y = rows, Z = slices in order along rowdir x coldir], the affine
+is flipped LPS -> RAS (x and y negated) and the pair is reoriented to RAS+ voxel order, as
+``nibabel.as_closest_canonical`` would (so a series and its NIfTI conversion read the same).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
+from pydicom.pixels import apply_modality_lut
+
+from synthscape.core.errors import SynthscapeError
+
+log = logging.getLogger(__name__)
+
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+def reorient(volume: np.ndarray, affine: np.ndarray, ornt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a nibabel orientation transform to (volume, affine), as ``SpatialImage.as_reoriented``."""
+    return apply_orientation(volume, ornt), affine @ inv_ornt_aff(ornt, volume.shape)
+
+
+def to_ras(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reorder voxel axes so the affine is closest to RAS+ (``nibabel.as_closest_canonical``)."""
+    ornt = io_orientation(affine)
+    if (ornt == [[0, 1], [1, 1], [2, 1]]).all():
+        return volume, affine
+    return reorient(volume, affine, ornt)
+
+
+def _scan(folder: Path) -> dict[str, list[tuple[Path, pydicom.Dataset]]]:
+    """Headers (no pixels) of every image file in ``folder``, grouped by SeriesInstanceUID."""
+    series: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception as exc:  # not DICOM (no preamble), truncated, or garbage: pydicom raises several types
+            log.debug("%s: skipped, not readable as DICOM (%s)", path, exc)
+            continue
+        if "SeriesInstanceUID" not in ds or "Rows" not in ds:
+            log.debug("%s: skipped, not an image of a series (%s)", path, ds.get("SOPClassUID", "no SOP class"))
+            continue
+        series[str(ds.SeriesInstanceUID)].append((path, ds))
+    return series
+
+
+def _pick(folder: Path, series: dict, series_uid: str | None) -> list[tuple[Path, pydicom.Dataset]]:
+    def describe(uid: str) -> str:
+        ds = series[uid][0][1]
+        return f"{uid} ({ds.get('Modality', '?')} '{ds.get('SeriesDescription', '')}', {len(series[uid])} files)"
+
+    if not series:
+        raise SynthscapeError(f"{folder}: no DICOM image files found, expected one CT series")
+    if series_uid is not None:
+        if series_uid not in series:
+            raise SynthscapeError(f"{folder}: no series {series_uid}; found {'; '.join(map(describe, series))}")
+        return series[series_uid]
+    if len(series) > 1:
+        raise SynthscapeError(f"{folder}: {len(series)} series found, expected one (pick one with series_uid=): "
+                              + "; ".join(map(describe, series)))
+    return next(iter(series.values()))
+
+
+def _floats(folder: Path, path: Path, ds: pydicom.Dataset, keyword: str, count: int) -> np.ndarray:
+    value = ds.get(keyword)
+    try:
+        out = np.array([float(v) for v in value], dtype=np.float64)
+    except (TypeError, ValueError):
+        out = np.zeros(0)
+    if out.shape != (count,) or not np.isfinite(out).all():
+        raise SynthscapeError(f"{folder}: {path.name} has no valid {keyword} (expected {count} numbers, got {value!r})")
+    return out
+
+
+def _geometry(folder: Path, files: list[tuple[Path, pydicom.Dataset]]):
+    """Check the slices share one plane geometry; return (rowdir, coldir, PixelSpacing, IPPs)."""
+    for path, ds in files:
+        modality = str(ds.get("Modality", "") or "none")
+        if modality != "CT":
+            raise SynthscapeError(f"{folder}: modality {modality}, expected CT")
+    path0, ds0 = files[0]
+    iop0 = _floats(folder, path0, ds0, "ImageOrientationPatient", 6)
+    spacing0 = _floats(folder, path0, ds0, "PixelSpacing", 2)
+    shape0 = (ds0.get("Rows"), ds0.get("Columns"))
+    ipps = []
+    for path, ds in files:
+        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            raise SynthscapeError(f"{folder}: {path.name} is multi-frame (enhanced) CT, expected one slice per file")
+        if int(ds.get("SamplesPerPixel", 1)) != 1:
+            raise SynthscapeError(f"{folder}: {path.name} has {ds.SamplesPerPixel} samples per pixel, expected 1")
+        if not np.allclose(_floats(folder, path, ds, "ImageOrientationPatient", 6), iop0, atol=1e-4):
+            raise SynthscapeError(f"{folder}: {path.name} has ImageOrientationPatient {list(ds.ImageOrientationPatient)}, "
+                                  f"expected the same orientation as {path0.name} {iop0.tolist()}")
+        if not np.allclose(_floats(folder, path, ds, "PixelSpacing", 2), spacing0, rtol=1e-4):
+            raise SynthscapeError(f"{folder}: {path.name} has PixelSpacing {list(ds.PixelSpacing)}, "
+                                  f"expected {spacing0.tolist()} as in {path0.name}")
+        if (ds.get("Rows"), ds.get("Columns")) != shape0:
+            raise SynthscapeError(f"{folder}: {path.name} is {ds.get('Rows')}x{ds.get('Columns')} pixels, "
+                                  f"expected {shape0[0]}x{shape0[1]} as in {path0.name}")
+        ipps.append(_floats(folder, path, ds, "ImagePositionPatient", 3))
+    rowdir, coldir = iop0[:3], iop0[3:]
+    if not (np.isclose(np.linalg.norm(rowdir), 1, atol=1e-3) and np.isclose(np.linalg.norm(coldir), 1, atol=1e-3)
+            and abs(rowdir @ coldir) < 1e-3):
+        raise SynthscapeError(f"{folder}: ImageOrientationPatient {iop0.tolist()} is not two orthogonal unit vectors")
+    rowdir = rowdir / np.linalg.norm(rowdir)
+    coldir = coldir - (coldir @ rowdir) * rowdir
+    return rowdir, coldir / np.linalg.norm(coldir), spacing0, np.array(ipps)
+
+
+def _slice_step(folder: Path, ipps: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """The LPS vector from one slice to the next (IPPs sorted along ``normal``); refuse gaps and drift."""
+    where = ipps @ normal
+    gaps = np.diff(where)
+    median = float(np.median(gaps))
+    tol = max(0.01 * median, 0.01)  # 1 % of the spacing, but never finer than 0.01 mm
+    if median <= tol or gaps.min() <= 0.01:
+        k = int(np.argmin(gaps))
+        raise SynthscapeError(f"{folder}: two slices at position {where[k]:.3f} mm along the slice normal, "
+                              "expected one slice per position (several acquisitions in one series?)")
+    bad = np.flatnonzero(np.abs(gaps - median) > tol)
+    if bad.size:
+        k = int(bad[0])
+        raise SynthscapeError(f"{folder}: uneven slice spacing, {gaps[k]:.3f} mm between slices at {where[k]:.3f} and "
+                              f"{where[k + 1]:.3f} mm against a median of {median:.3f} mm "
+                              f"({bad.size} such gaps; a missing or extra slice?)")
+    step = (ipps[-1] - ipps[0]) / (len(ipps) - 1)
+    drift = np.linalg.norm(ipps - (ipps[0] + np.arange(len(ipps))[:, None] * step), axis=1)
+    if drift.max() > tol:
+        k = int(np.argmax(drift))
+        raise SynthscapeError(f"{folder}: slice at {ipps[k].round(3).tolist()} is {drift[k]:.3f} mm off the line through "
+                              f"the first and last slices, expected evenly stacked slices")
+    return step
+
+
+def _pixels(folder: Path, path: Path, shape: tuple[int, int]) -> np.ndarray:
+    try:
+        ds = pydicom.dcmread(path)
+        hu = apply_modality_lut(ds.pixel_array, ds)
+    except Exception as exc:  # a compressed transfer syntax without its decoder, a truncated file, ...
+        raise SynthscapeError(f"{folder}: {path.name} pixel data unreadable ({type(exc).__name__}: {exc})"
+                              .splitlines()[0]) from exc
+    if hu.shape != shape:
+        raise SynthscapeError(f"{folder}: {path.name} pixel data shape {hu.shape}, expected {shape}")
+    return hu.astype(np.float32)
+
+
+def read_dicom_series(folder: str | Path, *, series_uid: str | None = None,
+                      allow_single_slice: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Read the one CT series in ``folder`` as (float32 HU [X, Y, Z], 4x4 affine), both RAS+.
+
+    Files pydicom cannot parse (no DICOM preamble, text, JSON) and non-image objects (DICOMDIR) are
+    skipped with a debug log. More than one series is refused unless ``series_uid`` picks one. HU
+    are RescaleSlope * raw + RescaleIntercept (pydicom's modality LUT). A single slice is refused
+    unless ``allow_single_slice``, which gives Z = 1 with SliceThickness (else 1 mm) as its spacing.
+    Oblique orientation and unequal spacings are kept in the affine, which may then be oblique too.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SynthscapeError(f"{folder}: not a folder, expected a folder holding one CT DICOM series")
+    files = _pick(folder, _scan(folder), series_uid)
+    rowdir, coldir, (row_spacing, col_spacing), ipps = _geometry(folder, files)
+    normal = np.cross(rowdir, coldir)
+    order = np.argsort(ipps @ normal, kind="stable")
+    files, ipps = [files[i] for i in order], ipps[order]
+    if len(files) == 1:
+        if not allow_single_slice:
+            raise SynthscapeError(f"{folder}: a single slice, expected a volume (allow_single_slice=True reads it as Z=1)")
+        thickness = float(files[0][1].get("SliceThickness") or 0) or 1.0
+        step = normal * thickness
+    else:
+        step = _slice_step(folder, ipps, normal)
+
+    shape = (int(files[0][1].Rows), int(files[0][1].Columns))
+    # pixel_array is [row r, column c]; stack slices last, then swap to [c, r, k] = [X, Y, Z]
+    volume = np.stack([_pixels(folder, path, shape) for path, _ in files], axis=-1).transpose(1, 0, 2)
+    lps = np.eye(4)
+    lps[:3, 0] = rowdir * col_spacing  # c grows along the row direction, one column spacing per step
+    lps[:3, 1] = coldir * row_spacing  # r grows along the column direction, one row spacing per step
+    lps[:3, 2] = step
+    lps[:3, 3] = ipps[0]
+    volume, affine = to_ras(volume, LPS_TO_RAS @ lps)
+    return np.ascontiguousarray(volume, dtype=np.float32), affine

@@ -1,0 +1,135 @@
+"""The lung-ct domain: simulate chest phantoms, read real CT, write NIfTI and DICOM series.
+
+``simulate`` and ``write`` need no torch (the edge install); ``dataset`` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from synthscape.core.errors import SynthscapeError
+from synthscape.domains.base import register
+from synthscape.domains.labels import write_labels
+from synthscape.domains.lung_ct.dicom import write_dicom_series
+from synthscape.domains.lung_ct.nifti import write_nifti
+from synthscape.domains.lung_ct.phantom import chest_phantom, default_spacing
+from synthscape.domains.lung_ct.schema import HU_WINDOW, SCHEMA
+
+FORMATS = ("nifti", "dicom")
+SYNTHETIC = "SYNTHETIC - synthscape"
+
+
+def centred_affine(size: Sequence[int], spacing: Sequence[float]) -> np.ndarray:
+    """RAS+ affine of an axis-aligned volume whose centre is the world origin."""
+    affine = np.diag([*map(float, spacing), 1.0])
+    affine[:3, 3] = -(np.asarray(size) - 1) / 2 * np.asarray(spacing, dtype=float)
+    return affine
+
+
+def parse_formats(formats: Sequence[str] | str | None, default: Sequence[str] = ("nifti",)) -> list[str]:
+    """``["nifti,dicom"]`` or ``"nifti"`` -> ``["nifti", "dicom"]``; unknown names refused."""
+    if isinstance(formats, str):
+        formats = [formats]
+    names = [f.strip() for item in (formats or ()) for f in item.split(",") if f.strip()] or list(default)
+    for name in names:
+        if name not in FORMATS:
+            raise SynthscapeError(f"unknown lung-ct format {name!r}; valid formats: {', '.join(FORMATS)}")
+    return list(dict.fromkeys(names))
+
+
+def draw_condition(rng: np.random.Generator) -> dict[str, str]:
+    """The simulator's label mix: half with a nodule, sizes and kinds uniform."""
+    if rng.random() < 0.5:
+        return {"nodule": "absent", "size": "none", "kind": "none"}
+    return {"nodule": "present", "size": str(rng.choice(["small", "medium", "large"])),
+            "kind": str(rng.choice(["solid", "ground_glass", "part_solid"]))}
+
+
+def condition_text(condition: dict[str, str], seed: int | None = None, index: int | None = None) -> str:
+    text = " ".join(f"{k}={v}" for k, v in condition.items())
+    return text if seed is None else f"{text} seed={seed} index={index}"
+
+
+class LungCT:
+    name = "lung-ct"
+    schema = SCHEMA
+    spatial_dims = 3
+
+    def simulate(self, out: Path, count: int, seed: int, size: int | Sequence[int] = 64,
+                 spacing: float | Sequence[float] | None = None, formats: Sequence[str] | str | None = None,
+                 **options: Any) -> Path:
+        """Chest phantoms: ``volumes/``, ``masks/`` (lung, nodule), optional ``dicom/``, ``labels.csv``."""
+        if options:
+            raise SynthscapeError(f"lung-ct simulate does not take {', '.join(options)}; it takes size, spacing, formats")
+        size = tuple(int(s) for s in np.broadcast_to(np.asarray(size), (3,)))
+        spacing = default_spacing(size) if spacing is None else tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, dtype=float), (3,)))
+        if min(size) < 8 or min(spacing) <= 0:
+            raise SynthscapeError(f"lung-ct size must be at least 8 and spacing positive, got size={size} spacing={spacing}")
+        formats = parse_formats(formats)
+        affine = centred_affine(size, spacing)
+        rows = []
+        for index in tqdm(range(count), desc="simulate lung-ct", unit="volume"):
+            rng = np.random.default_rng([seed, index])
+            condition = draw_condition(rng)
+            phantom = chest_phantom(size, spacing, condition, rng)
+            name = f"case-{index:05d}"
+            row = {"path": f"volumes/{name}.nii.gz", **condition, "lung_mask": f"masks/{name}_lung.nii.gz",
+                   "nodule_mask": f"masks/{name}_nodule.nii.gz", "margin": phantom.nodule.get("margin", ""),
+                   "diameter_mm": f"{phantom.nodule['diameter_mm']:.2f}" if phantom.nodule else "", "seed": seed}
+            if "nifti" in formats:
+                write_nifti(out / row["path"], phantom.hu, affine)
+            write_nifti(out / row["lung_mask"], phantom.lung_mask, affine, dtype=np.uint8)
+            write_nifti(out / row["nodule_mask"], phantom.nodule_mask, affine, dtype=np.uint8)
+            if "dicom" in formats:
+                row["dicom"] = f"dicom/{name}"
+                write_dicom_series(out / row["dicom"], phantom.hu, affine, series_description=f"{SYNTHETIC} phantom",
+                                   derivation=f"synthscape chest phantom simulator; {condition_text(condition, seed, index)}")
+                if "nifti" not in formats:
+                    row["path"] = row["dicom"]
+            rows.append(row)
+        write_labels(out, rows, SCHEMA, extras=("lung_mask", "nodule_mask", "margin", "diameter_mm", "seed", "dicom"))
+        return out
+
+    def dataset(self, path: Path, size: int | Sequence[int] | None = None,
+                spacing: float | Sequence[float] | None = None, **options: Any):
+        from synthscape.domains.lung_ct.dataset import LungCTDataset
+
+        return LungCTDataset(path, size=size, spacing=spacing, **options)
+
+    def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
+              formats: Sequence[str] | str | None = None, seed: int | None = None,
+              indices: Sequence[int] | None = None, hu_window: Sequence[float] = HU_WINDOW,
+              spacing: Sequence[float] | None = None, **meta: Any) -> list[Path]:
+        """Generated volumes ``[N, 1, X, Y, Z]`` in [-1, 1] -> HU NIfTI and/or DICOM + labels.csv."""
+        images = np.asarray(images)
+        if images.ndim != 5 or images.shape[1] != 1:
+            raise SynthscapeError(f"lung-ct writes volumes [N, 1, X, Y, Z], got {list(images.shape)}")
+        formats = parse_formats(formats)
+        indices = list(range(len(images))) if indices is None else list(indices)
+        spacing = tuple(spacing) if spacing is not None else default_spacing(images.shape[2:])
+        affine = centred_affine(images.shape[2:], spacing)
+        low, high = hu_window
+        files, rows = [], []
+        for image, condition, index in zip(images, conditions, indices):
+            hu = (np.clip(image[0], -1, 1) + 1) / 2 * (high - low) + low
+            name = f"sample-{index:06d}"
+            row = {**condition, "seed": seed, "index": index}
+            if "nifti" in formats:
+                row["path"] = f"volumes/{name}.nii.gz"
+                files.append(write_nifti(out / row["path"], hu, affine))
+            if "dicom" in formats:
+                row["dicom"] = f"dicom/{name}"
+                row.setdefault("path", row["dicom"])
+                files += write_dicom_series(out / row["dicom"], hu, affine, series_description=f"{SYNTHETIC} sample",
+                                            derivation=f"synthscape generator; {condition_text(condition, seed, index)}")
+            rows.append(row)
+        files.append(write_labels(out, rows, SCHEMA, extras=("seed", "index", "dicom")))
+        return files
+
+
+DOMAIN = register(LungCT(), replace=True)
