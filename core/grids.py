@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_path
+from synthscape.core.fileio import write_bytes
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -70,6 +70,4 @@ def write_png(path: str | Path, picture: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(".png", bgr)
     if not ok:
         raise SynthscapeError(f"OpenCV could not encode {path}")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
-    return path
+    return write_bytes(path, encoded.tobytes())

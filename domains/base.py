@@ -21,7 +21,7 @@ from synthscape.core.errors import SynthscapeError
 
 log = logging.getLogger("synthscape")
 ENTRY_POINT_GROUP = "synthscape.domains"
-BUILTIN_MODULES: tuple[str, ...] = ("synthscape.domains.lung_ct.domain",)  # driving joins when it lands
+BUILTIN_MODULES: tuple[str, ...] = ("synthscape.domains.lung_ct.domain", "synthscape.domains.driving.domain")
 
 _registry: dict[str, Domain] = {}
 _discovered = False
@@ -86,3 +86,16 @@ def get_domain(name: str) -> Domain:
         known = ", ".join(domains) or "none registered yet"
         raise SynthscapeError(f"unknown domain {name!r}; available domains: {known}")
     return domains[name]
+
+
+def write_samples(domain: Domain, samples: Any, out: Path, formats: Sequence[str] | str | None = None,
+                  meta: dict[str, Any] | None = None, preview: int = 64) -> list[Path]:
+    """Write generated ``samples`` in the domain's formats plus ``preview.png``, a grid of the
+    first ``preview`` of them to look at before opening any file."""
+    from synthscape.core.grids import grid, write_png
+
+    files = domain.write(samples.images, samples.conditions, out, formats=formats, seed=samples.seed,
+                         indices=samples.indices.tolist(), **(meta or {}))
+    if len(samples):
+        files.append(write_png(out / "preview.png", grid(samples.images[:preview])))
+    return files

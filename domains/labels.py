@@ -59,5 +59,13 @@ def read_labels(folder: Path, schema: ConditionSchema, file_columns: Iterable[st
     return rows
 
 
+def unlisted_files(root: Path, found: Iterable[Path], listed: Iterable[str]) -> list[str]:
+    """Paths under ``root`` (relative, POSIX) in ``found`` that labels.csv does not list, neither
+    themselves nor a folder above them (a DICOM series is listed by its folder)."""
+    listed = set(listed)
+    names = {Path(p).relative_to(root).as_posix() for p in found}
+    return sorted(n for n in names if n not in listed and not any(n.startswith(d + "/") for d in listed))
+
+
 def conditions_of(rows: Sequence[Mapping[str, str]], schema: ConditionSchema) -> list[dict[str, str]]:
     return [{name: row[name] for name in schema.names} for row in rows]

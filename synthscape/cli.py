@@ -15,7 +15,9 @@ from pathlib import Path
 from synthscape.core.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import atomic_dir
+from synthscape.core.orders import draw_order, read_plan
 from synthscape.domains import available_domains, get_domain
+from synthscape.domains.base import write_samples
 
 log = logging.getLogger("synthscape")
 
@@ -55,7 +57,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     domain = get_domain(args.domain)
     out = refuse_existing(args.out)
     with atomic_dir(out) as tmp:
-        domain.simulate(tmp, count=args.count, seed=args.seed, **domain_options(args, ("size", "spacing", "formats")))
+        domain.simulate(tmp, count=args.count, seed=args.seed, **domain_options(args, ("size", "spacing", "formats", "view", "workers")))
     log.info("simulated %d %s samples in %s", args.count, args.domain, out)
     return 0
 
@@ -83,13 +85,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     generator = synthscape.load(args.model, device=args.device)
     domain = get_domain(generator.domain)
-    condition = ConditionSchema.parse(args.condition)
+    if args.plan and (args.condition or args.count is not None):
+        raise SynthscapeError("--plan rows carry their own conditions and counts: drop --condition and --count "
+                              "(--count-per-condition fills rows without a count)")
+    if args.plan:
+        order = read_plan(args.plan, generator.schema, default_count=args.count_per_condition)
+    elif args.count is None and args.count_per_condition is None:
+        raise SynthscapeError("say how many samples: --count N, --count-per-condition N, or --plan CSV")
+    else:
+        count = args.count if args.count is not None else args.count_per_condition
+        order = [(generator.schema.validate(ConditionSchema.parse(args.condition)), count)]
     out = refuse_existing(args.out)
-    samples = generator.sample(args.count, condition, seed=args.seed, start=args.start,
-                               batch_size=args.batch_size, progress=True)
+    samples = draw_order(generator, order, seed=args.seed, start=args.start, batch_size=args.batch_size, progress=True)
     with atomic_dir(out) as tmp:
-        files = domain.write(samples.images, samples.conditions, tmp, formats=args.format or (),
-                             seed=samples.seed, indices=samples.indices.tolist(), **generator.domain_meta)
+        files = write_samples(domain, samples, tmp, formats=args.format or (), meta=generator.domain_meta)
     log.info("wrote %d samples (%d files) to %s", len(samples), len(files), out)
     return 0
 
@@ -120,7 +129,8 @@ def refuse_existing(path: Path) -> Path:
 
 def add_geometry_options(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--size", type=positive_int, help=f"{what} image size in voxels/pixels per axis "
-                        "(lung-ct: default 64 to simulate, the data's own to train)")
+                        "(lung-ct: default 64 to simulate, the data's own to train; driving: default 256 to "
+                        "simulate, 64 to train)")
     parser.add_argument("--spacing", type=float, metavar="MM", help=f"{what} voxel spacing in mm (lung-ct: default "
                         "fits the thorax in the field of view to simulate, the data's own to train)")
 
@@ -143,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=positive_int, required=True, help="number of samples to simulate")
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     add_geometry_options(p, "simulated")
+    p.add_argument("--view", choices=("dashcam", "aerial"), help="driving only: dashcam (default) or aerial (drone)")
+    p.add_argument("--workers", type=positive_int, help="driving only: processes rendering scenes (default: one per "
+                   "CPU core for more than 64 scenes); the output is the same for any number")
     p.add_argument("--format", dest="formats", action="append", metavar="FMT",
                    help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default nifti)")
     p.set_defaults(func=cmd_simulate)
@@ -168,10 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="generate labelled samples from a trained run")
     p.add_argument("model", type=Path, help="run folder written by 'synthscape train'")
-    p.add_argument("--count", type=non_negative_int, required=True, help="number of samples")
+    how_many = p.add_mutually_exclusive_group()
+    how_many.add_argument("--count", type=non_negative_int, help="number of samples, all of the --condition given")
+    how_many.add_argument("--count-per-condition", type=positive_int, metavar="N",
+                          help="N samples of the --condition given, or of every --plan row without its own count")
     p.add_argument("--out", type=Path, required=True, help="new folder for the samples (must not exist or be empty)")
     p.add_argument("--condition", action="append", default=[], metavar="A=V",
                    help="condition attribute=value, repeatable; attributes left out follow the training data")
+    p.add_argument("--plan", type=Path, metavar="CSV", help="order several conditions at once: a CSV with one column "
+                   "per attribute (empty cell: as the training data has it) and a count column; exactly those "
+                   "counts are made, indices running on across rows")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed; sample i depends only on (seed, i) (default 0)")
     p.add_argument("--start", type=non_negative_int, default=0, help="index of the first sample, for sharding (default 0)")
     p.add_argument("--format", action="append", metavar="FMT",

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from synthscape.core.grids import grid, write_png
 from synthscape.domains import get_domain
+from synthscape.domains.base import write_samples
 
 log = logging.getLogger("synthscape")
 
@@ -65,9 +65,7 @@ def run_pipeline(out: Path, pipeline: Pipeline, device: str = "auto") -> dict[st
         name = ",".join(f"{k}={v}" for k, v in condition.items())
         samples = generator.sample(pipeline.samples_per_condition, condition, seed=pipeline.seed)
         with atomic_dir(out / "samples" / name) as tmp:
-            domain.write(samples.images, samples.conditions, tmp, formats=pipeline.formats, seed=samples.seed,
-                         indices=samples.indices.tolist(), **generator.domain_meta)
-            write_png(tmp / "preview.png", grid(samples.images))
+            write_samples(domain, samples, tmp, formats=pipeline.formats, meta=generator.domain_meta)
     seconds["sample"] = time.perf_counter() - start
     log.info("sampled %d conditions x %d volumes (%s) in %.0f s -> %s", len(pipeline.conditions),
              pipeline.samples_per_condition, "+".join(pipeline.formats), seconds["sample"], out / "samples")

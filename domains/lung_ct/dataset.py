@@ -18,7 +18,7 @@ from monai.transforms import Compose, MapTransform, Orientationd, ResizeWithPadO
 from torch.utils.data import Dataset
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.domains.labels import conditions_of, read_labels
+from synthscape.domains.labels import conditions_of, read_labels, unlisted_files
 from synthscape.domains.lung_ct.dicom import read_dicom_series
 from synthscape.domains.lung_ct.nifti import read_nifti
 from synthscape.domains.lung_ct.schema import HU_WINDOW, SCHEMA
@@ -63,9 +63,9 @@ def ct_pipeline(size: Sequence[int], spacing: Sequence[float], window: Sequence[
 
 def unlisted_volumes(root: Path, listed: set[str]) -> list[str]:
     """NIfTI files and DICOM folders under ``root`` that labels.csv does not mention."""
-    found = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.name.endswith(NIFTI_SUFFIXES)}
-    found |= {p.parent.relative_to(root).as_posix() for p in root.rglob("*.dcm")}
-    return sorted(f for f in found if f not in listed and not any(f.startswith(d + "/") for d in listed))
+    found = [p for p in root.rglob("*") if p.name.endswith(NIFTI_SUFFIXES)]
+    found += [p.parent for p in root.rglob("*.dcm")]
+    return unlisted_files(root, found, listed)
 
 
 class LungCTDataset(Dataset):

@@ -1,0 +1,148 @@
+"""The driving domain: render scenes, apply weather and time, write PNG + COCO + YOLO + masks.
+
+``simulate`` and ``write`` need no torch (the edge install); ``dataset`` does.
+
+A simulated data set folder::
+
+    images/scene-000000.png     the RGB picture
+    masks/scene-000000.png      semantic classes (pixel value = index into SEMANTIC)
+    labels/scene-000000.txt     YOLO boxes; classes.txt and data.yaml name the classes
+    annotations.json            COCO boxes of every image (file names relative to images/)
+    labels.csv                  path, weather, time, scenario, view, seed, index, box count
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.fileio import write_text
+from synthscape.core.grids import to_uint8, write_png
+from synthscape.domains.base import register
+from synthscape.domains.driving.aerial import render_aerial
+from synthscape.domains.driving.dashcam import render_dashcam
+from synthscape.domains.driving.formats import COCO_FILE, coco_document, write_coco, write_yolo_classes, yolo_lines
+from synthscape.domains.driving.scene import Box, Scene
+from synthscape.domains.driving.schema import SCENARIOS, SCHEMA, TIMES, VIEWS, WEATHERS
+from synthscape.domains.driving.weather import apply_conditions
+from synthscape.domains.labels import write_labels
+
+RENDERERS = {"dashcam": render_dashcam, "aerial": render_aerial}
+FORMATS = ("png",)
+# The simulator's label mix: rare conditions over-represented so that a generator sees enough of
+# each to learn it (a fleet's own data is the other way round).
+MIX = {"weather": (WEATHERS, (0.4, 0.2, 0.2, 0.2)), "time": (TIMES, (0.5, 0.2, 0.3)),
+       "scenario": (SCENARIOS, (0.4, 0.15, 0.15, 0.15, 0.15))}
+MIN_VISIBLE = 0.25  # a box for an object at least this fraction visible
+FOG_VISIBILITY = (30.0, 150.0)  # metres (where fog leaves 5 % of an object's contrast)
+AERIAL_HAZE_HEIGHT = 15.0  # a drone's fog visibility scales with its distance to the ground / this
+
+
+def draw_condition(rng: np.random.Generator) -> dict[str, str]:
+    return {name: str(values[rng.choice(len(values), p=weights)]) for name, (values, weights) in MIX.items()}
+
+
+def render(view: str, size: int | tuple[int, int], condition: dict[str, str], rng: np.random.Generator
+           ) -> tuple[np.ndarray, list[Box], Scene]:
+    """One labelled picture: the clear-day scene, then its time of day and weather; the boxes of
+    the objects that are visible, behind what is in front of them and within the fog."""
+    if view not in RENDERERS:
+        raise SynthscapeError(f"unknown driving view {view!r}; valid views: {', '.join(VIEWS)}")
+    scene = RENDERERS[view](size, condition["scenario"], rng)
+    # fog and haze in metres for a street-level camera; a drone sees through its own height of air
+    haze_scale = 1.0 if view == "dashcam" else float(np.median(scene.depth)) / AERIAL_HAZE_HEIGHT
+    visibility = float(rng.uniform(*FOG_VISIBILITY)) * haze_scale
+    image = apply_conditions(scene.image, condition["weather"], condition["time"], rng, depth=scene.depth,
+                             semantic=scene.semantic, lights=scene.lights, visibility=visibility,
+                             haze_scale=haze_scale)
+    boxes = scene.boxes(MIN_VISIBLE)
+    if condition["weather"] == "fog":  # beyond the visibility, fog leaves under 5 % of the contrast
+        far = {obj.instance for obj in scene.objects if obj.distance > visibility}
+        boxes = [box for box in boxes if box.instance not in far]
+    return image, boxes, scene
+
+
+def simulate_one(out: Path, seed: int, size: int, view: str, index: int) -> tuple[dict, tuple[str, int, int], list[Box]]:
+    """Render scene ``index`` of ``seed`` and write its picture, mask and YOLO file; return its
+    labels.csv row, COCO image entry and boxes."""
+    rng = np.random.default_rng([seed, index])
+    condition = draw_condition(rng)
+    image, boxes, scene = render(view, size, condition, rng)
+    name = f"scene-{index:06d}"
+    height, width = image.shape[:2]
+    write_png(out / "images" / f"{name}.png", image)
+    write_png(out / "masks" / f"{name}.png", scene.semantic)
+    write_text(out / "labels" / f"{name}.txt", yolo_lines(boxes, width, height))
+    row = {"path": f"images/{name}.png", **condition, "view": view, "mask": f"masks/{name}.png",
+           "yolo": f"labels/{name}.txt", "boxes": len(boxes), "seed": seed, "index": index}
+    return row, (f"{name}.png", width, height), boxes
+
+
+class Driving:
+    name = "driving"
+    schema = SCHEMA
+    spatial_dims = 2
+
+    def simulate(self, out: Path, count: int, seed: int, size: int = 256, view: str = "dashcam",
+                 workers: int | None = None, **options: Any) -> Path:
+        """Rendered scenes with visible-object boxes (COCO, YOLO), semantic masks and labels.csv.
+
+        Scene ``i`` depends on (seed, i) alone, so ``workers`` processes (default: one per CPU
+        core for more than 64 scenes) make exactly the files one process makes.
+        """
+        if options:
+            raise SynthscapeError(f"driving simulate does not take {', '.join(options)}; it takes size, view, workers")
+        if int(size) < 16:
+            raise SynthscapeError(f"driving size must be at least 16 pixels, got {size}")
+        if view not in RENDERERS:
+            raise SynthscapeError(f"unknown driving view {view!r}; valid views: {', '.join(VIEWS)}")
+        workers = workers or (min(os.cpu_count() or 1, 8) if count > 64 else 1)
+        write_yolo_classes(out)
+        task = partial(simulate_one, out, seed, size, view)
+        with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+            mapped = pool.map(task, range(count), chunksize=16) if pool else map(task, range(count))
+            results = list(tqdm(mapped, total=count, desc=f"simulate driving ({view})", unit="scene"))
+        rows = [row for row, _, _ in results]
+        write_coco(out / COCO_FILE, coco_document([image for _, image, _ in results], [boxes for _, _, boxes in results]))
+        write_labels(out, rows, SCHEMA, extras=("view", "mask", "yolo", "boxes", "seed", "index"))
+        return out
+
+    def dataset(self, path: Path, size: int | None = None, **options: Any):
+        from synthscape.domains.driving.dataset import DrivingDataset
+
+        if options:
+            raise SynthscapeError(f"driving training does not take {', '.join(options)}; it takes size")
+        return DrivingDataset(path, size=size)
+
+    def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
+              formats: Sequence[str] | str | None = None, seed: int | None = None,
+              indices: Sequence[int] | None = None, **meta: Any) -> list[Path]:
+        """Generated images ``[N, 3, H, W]`` in [-1, 1] -> ``images/sample-N.png`` + labels.csv."""
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise SynthscapeError(f"driving writes RGB images [N, 3, H, W], got {list(images.shape)}")
+        unknown = [f for item in ([formats] if isinstance(formats, str) else formats or ())
+                   for f in item.split(",") if f.strip() and f.strip() not in FORMATS]
+        if unknown:
+            raise SynthscapeError(f"unknown driving sample format {unknown[0]!r}; generated images are written as "
+                                  f"{', '.join(FORMATS)} (boxes come only from the simulator)")
+        indices = list(range(len(images))) if indices is None else list(indices)
+        files, rows = [], []
+        for image, condition, index in zip(to_uint8(images), conditions, indices):
+            path = f"images/sample-{index:06d}.png"
+            files.append(write_png(out / path, np.ascontiguousarray(image.transpose(1, 2, 0))))
+            rows.append({"path": path, **condition, "seed": seed, "index": index})
+        files.append(write_labels(out, rows, SCHEMA, extras=("seed", "index")))
+        return files
+
+
+DOMAIN = register(Driving(), replace=True)

@@ -1,0 +1,68 @@
+"""Detection label formats: COCO JSON and YOLO txt, from the renderer's visible boxes.
+
+COCO (cocodataset.org/#format-data): ``images`` (id, file_name, width, height), ``annotations``
+(id, image_id, category_id, bbox [x, y, w, h] in pixels, area, iscrowd 0), ``categories``
+(id = index + 1 of CATEGORIES). Our boxes are pixel-inclusive extents, so a box of one pixel at
+column 3 is ``[3, 3, 1, 1]``; ``area`` is the object's visible pixel count, as for a COCO mask.
+
+YOLO (Ultralytics/darknet): ``labels/NAME.txt`` beside ``images/NAME.png`` with one line
+``class cx cy w h`` per box, normalised to [0, 1] by the image width and height; ``classes.txt``
+lists the class names in class order, and ``data.yaml`` says the same for Ultralytics.
+No numpy needed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.fileio import write_json, write_text
+from synthscape.domains.driving.scene import CATEGORIES, Box
+
+COCO_FILE = "annotations.json"
+
+
+def coco_categories() -> list[dict]:
+    return [{"id": i + 1, "name": name, "supercategory": "object"} for i, name in enumerate(CATEGORIES)]
+
+
+def coco_document(images: Sequence[tuple[str, int, int]], boxes: Sequence[Sequence[Box]]) -> dict:
+    """``images``: (file name, width, height) per image; ``boxes``: the boxes of each image."""
+    document = {"info": {"description": "synthscape driving scenes", "version": "1.0"}, "licenses": [],
+                "images": [], "annotations": [], "categories": coco_categories()}
+    for image_id, ((name, width, height), image_boxes) in enumerate(zip(images, boxes), start=1):
+        document["images"].append({"id": image_id, "file_name": name, "width": int(width), "height": int(height)})
+        for box in image_boxes:
+            document["annotations"].append({
+                "id": len(document["annotations"]) + 1, "image_id": image_id,
+                "category_id": CATEGORIES.index(box.category) + 1, "bbox": [box.x, box.y, box.w, box.h],
+                "area": box.area, "iscrowd": 0, "visible_fraction": box.visible})
+    return document
+
+
+def yolo_lines(boxes: Sequence[Box], width: int, height: int) -> str:
+    lines = [f"{CATEGORIES.index(b.category)} {(b.x + b.w / 2) / width:.6f} {(b.y + b.h / 2) / height:.6f} "
+             f"{b.w / width:.6f} {b.h / height:.6f}" for b in boxes]
+    return "".join(line + "\n" for line in lines)
+
+
+def write_yolo_classes(folder: Path) -> None:
+    write_text(folder / "classes.txt", "".join(name + "\n" for name in CATEGORIES))
+    names = "".join(f"  {i}: {name}\n" for i, name in enumerate(CATEGORIES))
+    write_text(folder / "data.yaml", f"# Ultralytics data set file\npath: .\ntrain: images\nval: images\nnames:\n{names}")
+
+
+def read_coco_images(path: Path) -> list[str]:
+    """The image file names a COCO JSON lists, checked for the keys COCO requires."""
+    try:
+        document = json.loads(path.read_text())
+        return [str(image["file_name"]) for image in document["images"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SynthscapeError(f"{path} is not a COCO JSON with images[].file_name ({exc.__class__.__name__}: {exc})") from None
+
+
+def write_coco(path: Path, document: dict) -> Path:
+    write_json(path, document)
+    return path
