@@ -74,22 +74,26 @@ class Scene:
 
 def visible_boxes(instances: np.ndarray, objects: list[SceneObject], min_visible: float = 0.25,
                   min_pixels: int = 4) -> list[Box]:
-    """One pass over the instance map: visible pixel counts and tight extents per instance."""
-    count = len(objects) + 1
+    """Visible pixel counts and tight extents per instance, from one sort of the labelled pixels."""
     flat = instances.ravel()
-    area = np.bincount(flat, minlength=count)
-    ys, xs = np.divmod(np.arange(flat.size), instances.shape[1])
-    x0 = np.full(count, instances.shape[1]); np.minimum.at(x0, flat, xs)  # noqa: E702
-    y0 = np.full(count, instances.shape[0]); np.minimum.at(y0, flat, ys)  # noqa: E702
-    x1 = np.full(count, -1); np.maximum.at(x1, flat, xs)  # noqa: E702
-    y1 = np.full(count, -1); np.maximum.at(y1, flat, ys)  # noqa: E702
+    labelled = np.flatnonzero(flat)
+    order = np.argsort(flat[labelled], kind="stable")
+    ids, pixels = flat[labelled][order], labelled[order]
+    if ids.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ys, xs = np.divmod(pixels, instances.shape[1])
+    extent = {int(k): (int(x0), int(y0), int(x1), int(y1), int(n)) for k, x0, y0, x1, y1, n in zip(
+        ids[starts], np.minimum.reduceat(xs, starts), np.minimum.reduceat(ys, starts),
+        np.maximum.reduceat(xs, starts), np.maximum.reduceat(ys, starts), np.diff(np.r_[starts, ids.size]))}
     boxes = []
     for obj in objects:
-        k = obj.instance
-        visible = float(area[k]) / max(obj.full_area, 1)
-        if area[k] >= min_pixels and visible >= min_visible:
-            boxes.append(Box(obj.category, int(x0[k]), int(y0[k]), int(x1[k] - x0[k] + 1), int(y1[k] - y0[k] + 1),
-                             round(min(visible, 1.0), 4), k, int(area[k])))
+        if obj.instance not in extent:
+            continue
+        x0, y0, x1, y1, area = extent[obj.instance]
+        visible = area / max(obj.full_area, 1)
+        if area >= min_pixels and visible >= min_visible:
+            boxes.append(Box(obj.category, x0, y0, x1 - x0 + 1, y1 - y0 + 1, round(min(visible, 1.0), 4), obj.instance, area))
     return boxes
 
 
@@ -130,19 +134,17 @@ class Canvas:
         if rr1 <= rr0 or cc1 <= cc0:
             return
         local = (slice(rr0 - r0, rr1 - r0), slice(cc0 - c0, cc1 - c0))
-        where = mask[local].astype(bool)
-        if not where.any():
-            return
+        where = mask[local].astype(bool)  # copyto(where=) on views: no fancy-indexing copies
         target = (slice(rr0, rr1), slice(cc0, cc1))
         colour = np.asarray(colour)
-        self.image[target][where] = colour[local][where] if colour.ndim == 3 else colour.astype(np.uint8)
+        np.copyto(self.image[target], colour[local] if colour.ndim == 3 else colour.astype(np.uint8), where=where[..., None])
         depth = np.asarray(depth, dtype=np.float32)
-        self.depth[target][where] = depth[local][where] if depth.ndim == 2 else depth
-        self.semantic[target][where] = SEMANTIC_ID[semantic]
+        np.copyto(self.depth[target], depth[local] if depth.ndim == 2 else depth, where=where)
+        np.copyto(self.semantic[target], SEMANTIC_ID[semantic], where=where)
         instances = self.instances[target]
         if self._current:
-            self.objects[-1].full_area += int((where & (instances != self._current)).sum())
-        instances[where] = self._current
+            self.objects[-1].full_area += int(np.count_nonzero(where & (instances != self._current)))
+        np.copyto(instances, self._current, where=where)
 
     def polygon(self, points, colour, semantic: str, depth) -> None:
         """Fill a polygon given as [[x, y], ...] pixel coordinates (hard edges: labels stay exact)."""
