@@ -61,8 +61,8 @@ class ConditionalGroupNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.film(embedding).unflatten(1, (2, -1)).unbind(1)
-        shape = (*gamma.shape, *([1] * self.spatial_dims))
-        return self.norm(x) * (1 + gamma.view(shape)) + beta.view(shape)
+        spatial = (..., *([None] * self.spatial_dims))  # indexing, not view(shape): no batch size baked into ONNX
+        return self.norm(x) * (1 + gamma[spatial]) + beta[spatial]
 
 
 class UpBlock(nn.Module):

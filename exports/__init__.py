@@ -1,4 +1,1 @@
-"""synthscape.exports: ONNX export, verification, quantization and the torch-free runtime.
-
-``runtime`` imports numpy and onnxruntime only, never torch.
-"""
+"""Exported generators: ONNX export (torch) and the torch-free onnxruntime sampler."""

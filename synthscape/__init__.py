@@ -5,7 +5,7 @@
     samples = generator.sample(8, condition={"nodule": "present"}, seed=0)
     samples.images, samples.conditions
 
-``import synthscape`` does not import torch; ``load`` of a run directory does.
+``import synthscape`` does not import torch; ``load`` of a run directory does, of an ``.onnx`` file not.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ __all__ = ["ConditionPrior", "ConditionSchema", "Sampler", "Samples", "Synthscap
 
 
 def load(path: str | Path, device: str = "cpu") -> Sampler:
-    """Load a trained generator (a run directory) for ``.sample(count, condition=..., seed=...)``."""
+    """Load a trained generator for ``.sample(count, condition=..., seed=...)``: a run directory
+    (torch) or an exported ``.onnx`` file (onnxruntime, no torch; ``device`` is ignored)."""
     path = Path(path)
     if path.suffix == ".onnx":
-        raise SynthscapeError(f"{path}: loading ONNX generators needs synthscape.exports.runtime, which is not built yet")
+        from synthscape.exports.runtime import OnnxSampler
+
+        return OnnxSampler(path)
     if not path.exists():
         raise SynthscapeError(f"{path} does not exist: expected a run directory with config.json and generator.safetensors")
     from synthscape.core.artifacts import load_run

@@ -103,6 +103,20 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from synthscape.exports.onnx_export import export_onnx
+
+    if args.out.suffix != ".onnx":
+        raise SynthscapeError(f"--out {args.out} must end in .onnx")
+    if args.out.exists() and not args.overwrite:
+        raise SynthscapeError(f"{args.out} already exists; pass --overwrite to replace it")
+    report = export_onnx(args.run, args.out, opset=args.opset, precision=args.precision)
+    log.info("exported %s to %s (onnx.checker passed; fp32 max |onnx - torch| %s; %s vs fp32: max %.2g, mean %.2g)",
+             args.run, args.out, ", ".join(f"batch {b}: {e:.1e}" for b, e in report["parity"].items()),
+             args.precision, report["precision_error"]["max"], report["precision_error"]["mean"])
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from synthscape.pipeline import Pipeline, run_pipeline
 
@@ -180,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("sample", help="generate labelled samples from a trained run")
-    p.add_argument("model", type=Path, help="run folder written by 'synthscape train'")
+    p.add_argument("model", type=Path, help="run folder written by 'synthscape train', or a .onnx file from "
+                   "'synthscape export' (needs no torch)")
     how_many = p.add_mutually_exclusive_group()
     how_many.add_argument("--count", type=non_negative_int, help="number of samples, all of the --condition given")
     how_many.add_argument("--count-per-condition", type=positive_int, metavar="N",
@@ -198,6 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=16, help="samples per network call (default 16)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device for sampling (default cpu)")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("export", help="export a run's generator to ONNX, checked for parity with torch")
+    p.add_argument("run", type=Path, help="run folder written by 'synthscape train'")
+    p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="fp32 (default); fp16 (weights and activations, float32 inputs and outputs); int8 (static "
+                   "quantization calibrated on sampled latents); the error against fp32 is checked and printed")
+    p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset version (default 17)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("run", help="the main job: simulate -> train -> sample -> evaluate -> export")
     p.add_argument("pipeline", nargs="?", type=Path, help="pipeline file (not yet supported; default: the lung-ct pipeline)")

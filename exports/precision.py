@@ -1,0 +1,74 @@
+"""Lower-precision ONNX generators: fp16 weights and activations, int8 static quantization.
+
+Both keep float32 ``z`` and ``image`` (and int64 ``condition``), so a caller never changes. Each
+is checked against the fp32 model on the same inputs; the error is reported and must stay within
+a bound, else the export fails with the numbers.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.sampling import Sampler, plan
+
+PRECISIONS = ("fp32", "fp16", "int8")
+# Bounds on |low precision - fp32| over images in [-1, 1]: (max, mean).
+BOUNDS = {"fp16": (0.02, 0.002), "int8": (0.5, 0.05)}
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    return convert_float_to_float16(model, keep_io_types=True)
+
+
+def to_int8(model: onnx.ModelProto, sampler: Sampler, batches: int = 8, batch_size: int = 8) -> onnx.ModelProto:
+    """Static QDQ quantization (per-channel int8 weights, int8 activations) calibrated on the
+    latents and conditions sampling draws (seeds 1000 + i), so ranges match real use."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self.feeds = [dict(zip(("z", "condition"), plan(sampler.schema, sampler.prior, sampler.latent_dim,
+                                                             batch_size, seed=1000 + i)[:2])) for i in range(batches)]
+
+        def get_next(self):
+            return self.feeds.pop() if self.feeds else None
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder) / "fp32.onnx", Path(folder) / "int8.onnx"
+        onnx.save(model, str(source))
+        quantize_static(str(source), str(target), Calibration(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+        return onnx.load(str(target))
+
+
+def lower(model: onnx.ModelProto, precision: str, sampler: Sampler) -> tuple[onnx.ModelProto, dict[str, float]]:
+    """``model`` at ``precision`` and its error against fp32 ({"max": .., "mean": ..}); fp32 as is."""
+    if precision not in PRECISIONS:
+        raise SynthscapeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return model, {"max": 0.0, "mean": 0.0}
+    lowered = to_fp16(model) if precision == "fp16" else to_int8(model, sampler)
+    error = error_against(lowered, model, sampler)
+    bound_max, bound_mean = BOUNDS[precision]
+    if error["max"] > bound_max or error["mean"] > bound_mean:
+        raise SynthscapeError(f"{precision} export differs from fp32 by max {error['max']:.3g} (bound {bound_max}), "
+                              f"mean {error['mean']:.3g} (bound {bound_mean})")
+    return lowered, error
+
+
+def error_against(model: onnx.ModelProto, reference: onnx.ModelProto, sampler: Sampler, count: int = 7) -> dict[str, float]:
+    import onnxruntime as ort
+
+    z, c, _ = plan(sampler.schema, sampler.prior, sampler.latent_dim, count, seed=7)
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(  # noqa: E731
+        ["image"], {"z": z, "condition": c})[0]
+    diff = np.abs(run(model).astype(np.float32) - run(reference))
+    return {"max": float(diff.max()), "mean": float(diff.mean())}
