@@ -1,7 +1,8 @@
 """Per-sample sampling time: torch eager vs onnxruntime fp32, fp16 and int8, side by side.
 
 The lung-ct generator at 64^3 and the driving generator at 128x128 (default network widths,
-untrained weights: speed does not depend on them), batch 1 and 16. Backends are timed
+untrained weights: speed does not depend on them), batch 1 and 16, and fp32 in the upsampling form
+the export does not choose for that case (exports/subpixel.py), to show the choice still holds. Backends are timed
 interleaved in rounds (the machines are shared and noisy); read the ratios to torch. Writes JSON.
 
     python benchmarks/onnx_sampling.py --out benchmarks/results/onnx_sampling.json
@@ -13,20 +14,20 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
+from interleaved import summarise, time_interleaved
 
 from synthscape.core.artifacts import load_run, save_generator
 from synthscape.core.conditions import ConditionPrior
 from synthscape.core.config import ArtifactConfig, default_network
 from synthscape.core.networks import ConditionalGenerator
 from synthscape.domains import get_domain
-from synthscape.exports.onnx_export import export_onnx
+from synthscape.exports.onnx_export import FOLDED_DIMS, export_onnx
 from synthscape.exports.runtime import OnnxSampler
 
 CASES = {"lung-ct 64^3": ("lung-ct", 3, 64, 1), "driving 128x128": ("driving", 2, 128, 3)}
@@ -66,17 +67,18 @@ def main() -> None:
                 path = Path(folder) / f"{domain}-{precision}.onnx"
                 export_onnx(run, path, precision=precision)
                 backends[f"onnxruntime {precision}"] = OnnxSampler(path)
+            # The upsampling form the export does not choose for these dims (FOLDED_DIMS), for comparison.
+            other = dims not in FOLDED_DIMS
+            export_onnx(run, Path(folder) / f"{domain}-other.onnx", fold=other)
+            backends[f"onnxruntime fp32 {'sub-pixel' if other else 'resize'}, not default"] = OnnxSampler(Path(folder) / f"{domain}-other.onnx")
             for batch in (1, 16):
-                timings: dict[str, list[float]] = {name: [] for name in backends}
-                for _ in range(args.rounds):
-                    for name, sampler in backends.items():
-                        timings[name].append(seconds_per_sample(sampler, batch, args.repeats))
-                base = statistics.median(timings["torch eager"])
-                for name, values in timings.items():
-                    median = statistics.median(values)
-                    results.append({"case": case, "batch": batch, "backend": name, "ms_per_sample": round(1000 * median, 2),
-                                    "ratio_to_torch": round(median / base, 3), "rounds_ms": [round(1000 * v, 2) for v in values]})
-                    print(f"{case:16s} batch {batch:2d} {name:18s} {1000 * median:8.2f} ms/sample  x{median / base:.2f} of torch")
+                timings = time_interleaved({name: partial(seconds_per_sample, sampler, batch, args.repeats)
+                                            for name, sampler in backends.items()}, args.rounds)
+                for row in summarise(timings, "torch eager"):
+                    results.append({"case": case, "batch": batch, "backend": row.pop("name"),
+                                    "ms_per_sample": row.pop("ms_per_sample"), "ratio_to_torch": row.pop("ratio"), **row})
+                    print(f"{case:16s} batch {batch:2d} {results[-1]['backend']:34s} {results[-1]['ms_per_sample']:8.2f} ms/sample"
+                          f"  x{results[-1]['ratio_to_torch']:.2f} of torch")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                                 "torch": torch.__version__, "torch_threads": torch.get_num_threads()},

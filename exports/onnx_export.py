@@ -2,8 +2,10 @@
 
 The exported graph is the generator alone (the EMA generator of a GAN, the decoder of a VAE):
 inputs ``z`` float32 [B, Z] and ``condition`` int64 [B, A], output ``image`` float32 in [-1, 1],
-batch dynamic. ``config.json`` travels in the metadata (see ``runtime.py``). An export that fails
-``onnx.checker`` or parity with PyTorch on onnxruntime is a failed export, with the numbers; fp16 and int8 (``precision.py``) are checked against fp32.
+batch dynamic; in 3D its up-blocks are rewritten to run at low resolution (``subpixel.py``).
+``config.json`` travels in the metadata (see ``runtime.py``). An export that fails
+``onnx.checker`` or parity with the trained network on onnxruntime is a failed export, with the
+numbers; fp16 and int8 (``precision.py``) are checked against fp32.
 """
 
 from __future__ import annotations
@@ -24,17 +26,27 @@ from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import write_bytes
 from synthscape.exports.precision import lower
 from synthscape.exports.runtime import METADATA_KEY
+from synthscape.exports.subpixel import fold_upsampling
 
 log = logging.getLogger("synthscape")
 PARITY_BATCHES = (1, 2, 7)
 TOLERANCE = {"rtol": 1e-3, "atol": 1e-4}  # fp32, against torch eager on the same inputs
+# Where the sub-pixel rewrite (subpixel.py) wins on onnxruntime's CPU provider, measured by
+# benchmarks/onnx_sampling.py: 3D (its Resize dominates the graph), not 2D (its Resize is cheap
+# and the rewrite adds two transposes).
+FOLDED_DIMS = (3,)
 
 
-def export_onnx(run: str | Path, out: str | Path, opset: int = 17, precision: str = "fp32") -> dict[str, object]:
+def export_onnx(run: str | Path, out: str | Path, opset: int = 17, precision: str = "fp32",
+                fold: bool | None = None) -> dict[str, object]:
     """Write ``out`` at ``precision`` once its fp32 graph passes the checker and parity with torch;
-    return ``{"parity": {batch: max |onnx - torch|}, "precision_error": {"max", "mean"} vs fp32}``."""
+    return ``{"parity": {batch: max |onnx - torch|}, "precision_error": {"max", "mean"} vs fp32}``.
+    ``fold``: run the up-blocks at low resolution (default: where it is faster, ``FOLDED_DIMS``)."""
     sampler = load_run(run)
     network = sampler.network.eval()
+    if fold is None:
+        fold = sampler.config.network.spatial_dims in FOLDED_DIMS
+    graph = fold_upsampling(network) if fold else network  # the same function either way
     example = example_inputs(sampler, 2)
     buffer = io.BytesIO()
     # The TorchScript exporter: the torch.export one needs onnxscript, which the edge install lacks.
@@ -42,7 +54,7 @@ def export_onnx(run: str | Path, out: str | Path, opset: int = 17, precision: st
     # the parity check at batch sizes 1, 2 and 7 below.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (DeprecationWarning, torch.jit.TracerWarning))
-        torch.onnx.export(network, tuple(torch.from_numpy(a) for a in example), buffer, input_names=["z", "condition"],
+        torch.onnx.export(graph, tuple(torch.from_numpy(a) for a in example), buffer, input_names=["z", "condition"],
                           output_names=["image"], opset_version=opset, dynamo=False,
                           dynamic_axes={"z": {0: "batch"}, "condition": {0: "batch"}, "image": {0: "batch"}})
     model = onnx.load_from_string(buffer.getvalue())

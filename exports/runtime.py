@@ -19,18 +19,40 @@ from synthscape.core.sampling import Sampler
 METADATA_KEY = "synthscape"
 
 
+def execution_providers(device: str) -> list[str]:
+    """onnxruntime execution providers for ``device``, best first.
+
+    cpu: the default CPU provider. (OpenVINO's, from onnxruntime-openvino, was faster for the 3D
+    lung generator and slower for the 2D driving one here, benchmarks/onnx_providers.py: pass it
+    as ``providers`` where it wins.) cuda: the CUDA provider, which must be there
+    (onnxruntime-gpu), with the CPU provider behind it for any node it lacks.
+    """
+    import onnxruntime as ort
+
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device != "cuda":
+        raise SynthscapeError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise SynthscapeError(f"device 'cuda' needs onnxruntime's CUDAExecutionProvider (pip install onnxruntime-gpu); "
+                              f"this onnxruntime has {', '.join(available)}")
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
 class OnnxSampler(Sampler):
     """``.sample(count, condition=..., seed=...)`` on onnxruntime; the same images as the run's
-    torch sampler for the same seed (within float tolerance)."""
+    torch sampler for the same seed (within float tolerance). ``providers`` overrides the choice
+    that ``device`` makes (see ``execution_providers``)."""
 
-    def __init__(self, path: str | Path, providers: list[str] | None = None):
+    def __init__(self, path: str | Path, device: str = "cpu", providers: list | None = None):
         import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
             raise SynthscapeError(f"{path} does not exist: expected an ONNX file written by 'synthscape export'")
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), providers=providers or execution_providers(device))
         except Exception as exc:  # onnxruntime raises its own exception types
             raise SynthscapeError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}") from None
         metadata = self.session.get_modelmeta().custom_metadata_map

@@ -22,12 +22,12 @@ __all__ = ["ConditionPrior", "ConditionSchema", "Sampler", "Samples", "Synthscap
 
 def load(path: str | Path, device: str = "cpu") -> Sampler:
     """Load a trained generator for ``.sample(count, condition=..., seed=...)``: a run directory
-    (torch) or an exported ``.onnx`` file (onnxruntime, no torch; ``device`` is ignored)."""
+    (torch) or an exported ``.onnx`` file (onnxruntime, no torch; ``device`` picks its execution provider)."""
     path = Path(path)
     if path.suffix == ".onnx":
         from synthscape.exports.runtime import OnnxSampler
 
-        return OnnxSampler(path)
+        return OnnxSampler(path, device=device)
     if not path.exists():
         raise SynthscapeError(f"{path} does not exist: expected a run directory with config.json and generator.safetensors")
     from synthscape.core.artifacts import load_run

@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", action="append", metavar="FMT",
                    help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default: the domain's)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="samples per network call (default 16)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch device for sampling (default cpu)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for sampling (default cpu); for a .onnx file "
+                   "the onnxruntime execution provider (cuda needs onnxruntime-gpu)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("export", help="export a run's generator to ONNX, checked for parity with torch")

@@ -16,6 +16,7 @@ from synthscape.core.artifacts import load_run
 from synthscape.core.errors import SynthscapeError
 from synthscape.exports.onnx_export import export_onnx
 from synthscape.exports.precision import BOUNDS
+from synthscape.exports.runtime import execution_providers
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,33 @@ def test_export_passes_checker_and_parity(runs, domain):
     errors = report["parity"]
     assert sorted(errors) == [1, 2, 7] and max(errors.values()) < 1e-4
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+@pytest.mark.parametrize("domain", ["driving", "lung-ct"])
+def test_both_upsampling_forms_export_with_parity(runs, domain, tmp_path):
+    """3D exports fold nearest upsampling into sub-pixel convolutions (no Resize); 2D keeps
+    Resize. The form not chosen must export just as exactly."""
+    run, default_path, _ = runs[domain]
+    folded_by_default = domain == "lung-ct"
+    ops = {node.op_type for node in onnx.load(str(default_path)).graph.node}
+    assert ("Resize" in ops) != folded_by_default
+    other = tmp_path / "other.onnx"
+    report = export_onnx(run, other, fold=not folded_by_default)
+    assert max(report["parity"].values()) < 1e-4
+    assert ("Resize" in {node.op_type for node in onnx.load(str(other)).graph.node}) == folded_by_default
+    np.testing.assert_allclose(synthscape.load(other).sample(3, seed=5).images,
+                               synthscape.load(default_path).sample(3, seed=5).images, rtol=1e-3, atol=1e-4)
+
+
+def test_execution_providers_by_device():
+    import onnxruntime as ort
+
+    assert execution_providers("cpu")[-1] == "CPUExecutionProvider"
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(SynthscapeError, match="onnxruntime-gpu"):
+            execution_providers("cuda")
+    with pytest.raises(SynthscapeError, match="unknown device 'tpu'"):
+        execution_providers("tpu")
 
 
 @pytest.mark.parametrize("domain", ["driving", "lung-ct"])
@@ -131,5 +159,9 @@ def test_lower_precision_keeps_float_io_and_a_bounded_error(runs, domain, precis
     assert np.abs(low.images - full.images).mean() < BOUNDS[precision][1]
     if precision == "int8":
         assert any(node.op_type == "QuantizeLinear" for node in model.graph.node)
+        weights = {init.name: init for init in model.graph.initializer}
+        float_convs = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in weights
+                       and weights[n.input[1]].data_type == onnx.TensorProto.FLOAT]
+        assert [weights[n.input[1]].dims[0] for n in float_convs] == [3 if domain == "driving" else 1]  # the image layer
     else:
         assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in model.graph.initializer)
