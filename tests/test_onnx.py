@@ -21,20 +21,23 @@ from synthscape.exports.runtime import execution_providers
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A 2D GAN (driving) and a 3D VAE (lung-ct), trained for a few steps on simulated data."""
+    """2D (driving) and 3D (lung-ct) GANs and VAEs, trained for a few steps on simulated data;
+    keyed "driving" (GAN), "lung-ct" (VAE), "driving-vae" and "lung-ct-gan"."""
     root = tmp_path_factory.mktemp("onnx")
     made = {}
-    for domain, model, extra in (("driving", "gan", ["--size", "16"]), ("lung-ct", "vae", [])):
-        data, run = root / f"{domain}-data", root / f"{domain}-run"
-        assert main(["-q", "simulate", domain, "--out", str(data), "--count", "8", "--size", "16"]) == 0
+    for key, domain, model in (("driving", "driving", "gan"), ("lung-ct", "lung-ct", "vae"),
+                               ("driving-vae", "driving", "vae"), ("lung-ct-gan", "lung-ct", "gan")):
+        data, run = root / f"{domain}-data", root / f"{key}-run"
+        if not data.exists():
+            assert main(["-q", "simulate", domain, "--out", str(data), "--count", "8", "--size", "16"]) == 0
         assert main(["-q", "train", domain, "--data", str(data), "--model", model, "--out", str(run),
-                     "--steps", "3", "--batch-size", "4", *extra]) == 0
-        onnx_path = root / f"{domain}.onnx"
-        made[domain] = (run, onnx_path, export_onnx(run, onnx_path))
+                     "--steps", "3", "--batch-size", "4", "--size", "16"]) == 0
+        onnx_path = root / f"{key}.onnx"
+        made[key] = (run, onnx_path, export_onnx(run, onnx_path))
     return made
 
 
-@pytest.mark.parametrize("domain", ["driving", "lung-ct"])
+@pytest.mark.parametrize("domain", ["driving", "lung-ct", "driving-vae", "lung-ct-gan"])
 def test_export_passes_checker_and_parity(runs, domain):
     _, path, report = runs[domain]
     errors = report["parity"]
@@ -69,7 +72,7 @@ def test_execution_providers_by_device():
         execution_providers("tpu")
 
 
-@pytest.mark.parametrize("domain", ["driving", "lung-ct"])
+@pytest.mark.parametrize("domain", ["driving", "lung-ct", "driving-vae", "lung-ct-gan"])
 def test_onnx_sampler_matches_torch_for_the_same_seed(runs, domain):
     run, path, _ = runs[domain]
     torch_samples = load_run(run).sample(5, seed=3, batch_size=2)
