@@ -5,7 +5,10 @@
     samples = generator.sample(8, condition={"nodule": "present"}, seed=0)
     samples.images, samples.conditions
 
-``import synthscape`` does not import torch; ``load`` of a run directory does, of an ``.onnx`` file not.
+    dataset = synthscape.SyntheticDataset("runs/ct-gan", {"nodule": "present"}, length=1000)  # a torch Dataset
+
+``import synthscape`` does not import torch; ``load`` of a run directory does, of an ``.onnx`` file not,
+and ``SyntheticDataset`` is imported (with torch) on first use of the name.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling import Sampler, Samples
 
 __version__ = "0.1.0"
-__all__ = ["ConditionPrior", "ConditionSchema", "Sampler", "Samples", "SynthscapeError", "load", "__version__"]
+__all__ = ["ConditionPrior", "ConditionSchema", "Sampler", "Samples", "SyntheticDataset", "SynthscapeError", "load",
+           "__version__"]
 
 
 def load(path: str | Path, device: str = "cpu") -> Sampler:
@@ -33,3 +37,12 @@ def load(path: str | Path, device: str = "cpu") -> Sampler:
     from synthscape.core.artifacts import load_run
 
     return load_run(path, device=device)
+
+
+def __getattr__(name: str):
+    """Names whose modules need torch, imported on first use so that ``import synthscape`` stays torch-free."""
+    if name == "SyntheticDataset":
+        from synthscape.synthetic_dataset import SyntheticDataset
+
+        return SyntheticDataset
+    raise AttributeError(f"module 'synthscape' has no attribute {name!r}")

@@ -117,18 +117,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from synthscape.pipeline import Pipeline, run_pipeline
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from synthscape.evaluation import evaluate_model
 
-    if args.pipeline is not None:
-        raise SynthscapeError(f"{args.pipeline}: pipeline files are not supported yet; run without one for the "
-                              "default lung-ct pipeline (options: --steps, --count, --size, --out)")
-    out = refuse_existing(args.out or Path("runs") / time.strftime("lung-ct-%Y%m%d-%H%M%S"))
-    pipeline = Pipeline(**domain_options(args, ("steps", "size")),
-                        **({"simulate_count": args.count} if args.count else {}))
+    evaluate_model(args.model, args.data, args.out, seed=args.seed, holdout=args.holdout,
+                   classifier_steps=args.classifier_steps, utility_steps=args.utility_steps)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from synthscape.pipeline import default_pipeline, run_pipeline
+    from synthscape.pipeline_config import read_pipeline
+
+    pipeline = read_pipeline(args.pipeline) if args.pipeline else default_pipeline()
+    if args.steps:
+        pipeline.train.steps = args.steps
+    if args.count:
+        pipeline.simulate.count = args.count
+    if args.size:
+        pipeline.simulate.options["size"] = args.size
+    name = args.pipeline.stem if args.pipeline else pipeline.domain
+    out = args.out or Path("runs") / time.strftime(f"{name}-%Y%m%d-%H%M%S")
     seconds = run_pipeline(out, pipeline, device=args.device)
-    log.info("done in %.0f s (%s): data/, run/, samples/ in %s", sum(seconds.values()),
-             ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), out)
+    log.info("done in %.0f s (%s) -> %s", sum(seconds.values()), ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()), out)
+    for what, path in (("report", out / "report" / "report.html"), ("samples", out / "samples"),
+                       ("ONNX generator", out / "generator.onnx")):
+        if path.exists():
+            print(f"{what}: {path}")
     return 0
 
 
@@ -225,12 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("evaluate", help="score a generator against real data: metrics.json + report.html")
+    p.add_argument("model", type=Path, help="run folder written by 'synthscape train', or a .onnx file")
+    p.add_argument("--data", type=Path, required=True, help="the real data set folder (files + labels.csv) it learnt from")
+    p.add_argument("--out", type=Path, required=True, help="new folder for metrics.json and report.html")
+    p.add_argument("--holdout", type=float, default=0.25, help="share of the real data held out as the reference (default 0.25)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the split, the samples and the evaluation networks (default 0)")
+    p.add_argument("--classifier-steps", type=positive_int, default=300,
+                   help="training steps of the label classifier, trained on the real data (default 300)")
+    p.add_argument("--utility-steps", type=positive_int, default=200,
+                   help="training steps of each downstream model of the utility metrics (default 200)")
+    p.set_defaults(func=cmd_evaluate)
+
     p = sub.add_parser("run", help="the main job: simulate -> train -> sample -> evaluate -> export")
-    p.add_argument("pipeline", nargs="?", type=Path, help="pipeline file (not yet supported; default: the lung-ct pipeline)")
-    p.add_argument("--out", type=Path, help="new folder for data/, run/ and samples/ (default runs/lung-ct-DATE-TIME)")
-    p.add_argument("--steps", type=positive_int, help="GAN training steps (default 300)")
-    p.add_argument("--count", type=positive_int, help="simulated training volumes (default 64)")
-    p.add_argument("--size", type=positive_int, help="volume size in voxels per axis (default 32)")
+    p.add_argument("pipeline", nargs="?", type=Path, help="pipeline YAML (examples/*.yaml; default: the lung-ct "
+                   "pipeline on the embedded simulator)")
+    p.add_argument("--out", type=Path, help="folder for data/, run/, samples/, report/, generator.onnx (default "
+                   "runs/NAME-DATE-TIME); rerun with the same --out to resume an interrupted run")
+    p.add_argument("--steps", type=positive_int, help="override the pipeline's training steps")
+    p.add_argument("--count", type=positive_int, help="override the pipeline's number of simulated samples")
+    p.add_argument("--size", type=positive_int, help="override the pipeline's simulated size in voxels/pixels per axis")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present, else CPU")
     p.set_defaults(func=cmd_run)
     return parser

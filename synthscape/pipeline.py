@@ -1,72 +1,135 @@
-"""``synthscape run``: the main job, simulate -> train -> sample, on the embedded lung-ct simulator.
+"""``synthscape run``: simulate (or real data) -> train -> sample -> evaluate -> export, resumable.
 
-Sized to finish in minutes on a laptop CPU (32^3 volumes, a few hundred GAN steps). Evaluation
-and export join the pipeline as those parts land.
+The output folder holds ``data/``, ``run/``, ``samples/``, ``report/``, ``generator.onnx``, the
+pipeline as given (``pipeline.json``) and ``stages.json``, which records each finished stage with
+its time. A rerun into the same folder skips what is done and resumes what was interrupted
+(training continues from its last checkpoint; the other stages write to a temporary name and
+rename, so an output that exists is complete and is kept). A different pipeline is refused rather than
+mixed into the folder.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.fileio import atomic_dir, write_text
 from synthscape.domains import get_domain
-from synthscape.domains.base import write_samples
+from synthscape.pipeline_config import Pipeline, SampleStage, SimulateStage
 
 log = logging.getLogger("synthscape")
+STAGES = ("simulate", "train", "sample", "evaluate", "export")
 
 
-@dataclass
-class Pipeline:
-    domain: str = "lung-ct"
-    simulate_count: int = 64
-    size: int = 32
-    seed: int = 0
-    model: str = "gan"
-    steps: int = 300
-    batch_size: int = 8
-    samples_per_condition: int = 4
-    formats: tuple[str, ...] = ("nifti", "dicom")
-    conditions: list[dict[str, str]] = field(default_factory=lambda: [
-        {"nodule": "absent"},
-        {"nodule": "present", "size": "large"},
-        {"nodule": "present", "size": "medium", "kind": "solid"},
-    ])
+def default_pipeline() -> Pipeline:
+    """The main job: lung-ct on the embedded simulator, sized for minutes on 2 CPU cores
+    (``examples/lung_ct.yaml`` spells out the same pipeline)."""
+    return Pipeline(simulate=SimulateStage(count=64, options={"size": 32}), sample=SampleStage(formats=["nifti", "dicom"], plan=[
+        ({"nodule": "absent"}, 4),
+        ({"nodule": "present", "size": "large"}, 4),
+        ({"nodule": "present", "size": "medium", "kind": "solid"}, 4),
+    ]))
+
+
+class StageLog:
+    """``stages.json``: which stages finished, in how many seconds."""
+
+    def __init__(self, out: Path, pipeline: Pipeline):
+        self.path = out / "stages.json"
+        given = out / "pipeline.json"
+        if given.is_file() and given.read_text() != pipeline.to_json():
+            raise SynthscapeError(f"{out} holds a different pipeline's outputs (see {given}); choose another --out")
+        if not given.is_file():
+            if out.exists() and any(p.name not in ("stages.json",) for p in out.iterdir()):
+                raise SynthscapeError(f"{out} already exists and is not a pipeline folder; choose another --out")
+            out.mkdir(parents=True, exist_ok=True)
+            write_text(given, pipeline.to_json())
+        self.done: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def run(self, name: str, stage: Callable[[], str]) -> None:
+        if name in self.done:
+            log.info("%s: done before (%.0f s), skipped", name, self.done[name])
+            return
+        start = time.perf_counter()
+        summary = stage()
+        self.done[name] = round(time.perf_counter() - start, 1)
+        write_text(self.path, json.dumps(self.done, indent=2) + "\n")
+        log.info("%s: %s in %.0f s", name, summary, self.done[name])
 
 
 def run_pipeline(out: Path, pipeline: Pipeline, device: str = "auto") -> dict[str, float]:
-    """Run every stage into ``out`` (data/, run/, samples/); returns seconds per stage."""
-    from synthscape.core.artifacts import load_run
+    """Run every stage not yet done into ``out``; returns seconds per stage (done ones included)."""
+    domain = get_domain(pipeline.domain)
+    stages = StageLog(out, pipeline)
+    data = pipeline.data or out / "data"
+    if pipeline.data is None:
+        stages.run("simulate", lambda: simulate(domain, out / "data", pipeline))
+    stages.run("train", lambda: train_stage(domain, data, out / "run", pipeline, device))
+    stages.run("sample", lambda: sample_stage(domain, out / "run", out / "samples", pipeline))
+    if pipeline.evaluate is not None:
+        stages.run("evaluate", lambda: evaluate_stage(out / "run", data, out / "report", pipeline))
+    if pipeline.export is not None:
+        stages.run("export", lambda: export_stage(out / "run", out / "generator.onnx", pipeline))
+    return dict(stages.done)
+
+
+def simulate(domain, data: Path, pipeline: Pipeline) -> str:
+    if data.exists():  # an interrupted atomic_dir leaves no folder: this one is complete
+        return f"kept {data}"
+    with atomic_dir(data) as tmp:
+        domain.simulate(tmp, count=pipeline.simulate.count, seed=pipeline.seed, **pipeline.simulate.options)
+    return f"simulated {pipeline.simulate.count} {domain.name} samples -> {data}"
+
+
+def train_stage(domain, data: Path, run: Path, pipeline: Pipeline, device: str) -> str:
     from synthscape.core.config import TrainConfig
-    from synthscape.core.fileio import atomic_dir
     from synthscape.core.training import train
 
-    domain = get_domain(pipeline.domain)
-    seconds: dict[str, float] = {}
-    start = time.perf_counter()
-    with atomic_dir(out / "data") as tmp:
-        domain.simulate(tmp, count=pipeline.simulate_count, seed=pipeline.seed, size=pipeline.size)
-    seconds["simulate"] = time.perf_counter() - start
-    log.info("simulated %d %s volumes in %.0f s -> %s", pipeline.simulate_count, domain.name, seconds["simulate"], out / "data")
+    stage = pipeline.train
+    geometry = {k: v for k, v in pipeline.simulate.options.items() if k in ("size", "spacing")} if pipeline.data is None else {}
+    dataset = domain.dataset(data, **geometry)
+    every = max(1, stage.steps // 4)
+    config = TrainConfig(**{"eval_every": every, "checkpoint_every": every, **stage.options},
+                         steps=stage.steps, batch_size=stage.batch_size, seed=pipeline.seed)
+    resume = (run / "checkpoint").is_dir()
+    train(dataset, run, model=stage.model, schema=domain.schema, domain=domain.name, config=config,
+          domain_meta=getattr(dataset, "meta", {}), resume=resume, device=device)
+    return f"{'resumed and ' if resume else ''}trained a {stage.model} for {stage.steps} steps -> {run}"
 
-    start = time.perf_counter()
-    dataset = domain.dataset(out / "data")
-    config = TrainConfig(steps=pipeline.steps, batch_size=pipeline.batch_size, seed=pipeline.seed,
-                         eval_every=max(1, pipeline.steps // 3), checkpoint_every=max(1, pipeline.steps // 3))
-    train(dataset, out / "run", model=pipeline.model, schema=domain.schema, domain=domain.name, config=config,
-          domain_meta=dataset.meta, device=device)
-    seconds["train"] = time.perf_counter() - start
-    log.info("trained a %s for %d steps in %.0f s -> %s", pipeline.model, pipeline.steps, seconds["train"], out / "run")
 
-    start = time.perf_counter()
-    generator = load_run(out / "run")
-    for condition in pipeline.conditions:
-        name = ",".join(f"{k}={v}" for k, v in condition.items())
-        samples = generator.sample(pipeline.samples_per_condition, condition, seed=pipeline.seed)
-        with atomic_dir(out / "samples" / name) as tmp:
-            write_samples(domain, samples, tmp, formats=pipeline.formats, meta=generator.domain_meta)
-    seconds["sample"] = time.perf_counter() - start
-    log.info("sampled %d conditions x %d volumes (%s) in %.0f s -> %s", len(pipeline.conditions),
-             pipeline.samples_per_condition, "+".join(pipeline.formats), seconds["sample"], out / "samples")
-    return seconds
+def sample_stage(domain, run: Path, out: Path, pipeline: Pipeline) -> str:
+    from synthscape.core.orders import draw_order
+    from synthscape.domains.base import write_samples
+    from synthscape import load
+
+    if out.exists():  # written atomically: a folder that exists is complete
+        return f"kept {out}"
+    generator = load(run)
+    plan = [(generator.schema.validate(c), n) for c, n in pipeline.sample.plan] or [({}, 16)]
+    samples = draw_order(generator, plan, seed=pipeline.seed, progress=True)
+    with atomic_dir(out) as tmp:
+        files = write_samples(domain, samples, tmp, formats=pipeline.sample.formats, meta=generator.domain_meta)
+    return f"sampled {len(samples)} ({len(files)} files) -> {out}"
+
+
+def evaluate_stage(run: Path, data: Path, out: Path, pipeline: Pipeline) -> str:
+    from synthscape.evaluation import evaluate_model
+
+    if (out / "report.html").is_file():
+        return f"kept {out}"
+    metrics = evaluate_model(run, data, out, seed=pipeline.seed, holdout=pipeline.evaluate.holdout,
+                             **pipeline.evaluate.options)
+    return f"report -> {out / 'report.html'} ({metrics['headline']})"
+
+
+def export_stage(run: Path, out: Path, pipeline: Pipeline) -> str:
+    from synthscape.exports.onnx_export import export_onnx
+
+    if out.is_file():
+        return f"kept {out}"
+    report = export_onnx(run, out, precision=pipeline.export.precision)
+    return f"exported {pipeline.export.precision} -> {out} (max |onnx - torch| {max(report['parity'].values()):.1e})"

@@ -9,7 +9,7 @@ import pytest
 
 from synthscape.cli import build_parser, main
 
-COMMANDS = ["domains", "simulate", "train", "sample", "export", "run"]
+COMMANDS = ["domains", "simulate", "train", "sample", "export", "evaluate", "run"]
 
 
 def test_help_explains_every_option(tmp_path):

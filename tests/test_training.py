@@ -1,6 +1,7 @@
 """The training loop: artifacts, checkpoints, exact resume after a kill, the NaN guard."""
 
 import csv
+import math
 import json
 import os
 import pickle
@@ -191,3 +192,21 @@ def test_cuda_request_without_cuda_is_refused():
     with pytest.raises(SynthscapeError, match="--device cuda was asked for, but torch sees no CUDA device"):
         select_device("cuda")
     assert select_device("auto").type == "cpu"
+
+
+def test_mode_seeking_loss_falls_as_samples_of_a_condition_move_apart():
+    from synthscape.core.gan import mode_seeking_loss
+
+    z = torch.randn(8, 4)
+    same = torch.zeros(8, 1, 4, 4)
+    apart = torch.cat([torch.zeros(4, 1, 4, 4), torch.ones(4, 1, 4, 4)])
+    assert mode_seeking_loss(same, z, 4) > 1e4  # collapsed: at its ceiling, 1 / eps
+    assert mode_seeking_loss(apart, z, 4) < mode_seeking_loss(0.1 * apart, z, 4) < 1e4
+
+
+def test_gan_trains_with_the_mode_seeking_term(tmp_path):
+    run = tmp_path / "run"
+    train(Blobs(2, 16, 32), run, model="gan", schema=SCHEMA, network=tiny_network(2),
+          config=tiny_train(steps=3, batch_size=5, mode_seeking=0.5), progress=False)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert rows and all(math.isfinite(float(r["loss_g"])) for r in rows if r["loss_g"])

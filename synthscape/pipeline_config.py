@@ -1,0 +1,158 @@
+"""The pipeline file of ``synthscape run``: YAML read into checked dataclasses.
+
+    domain: lung-ct
+    seed: 0
+    simulate: {count: 64, size: 32}          # or  data: path/to/real/data  (a dataset folder)
+    train: {model: gan, steps: 300, batch_size: 8}
+    sample:
+      formats: [nifti, dicom]
+      plan:
+        - {condition: {nodule: absent}, count: 4}
+        - {condition: {nodule: present, size: large}, count: 4}
+    evaluate: {holdout: 0.25}                # or  evaluate: false
+    export: {precision: fp32}                # or  export: false
+
+Every key is checked: an unknown one is refused with the valid ones listed, so a typo never
+silently falls back to a default. Paths in the file are relative to the file.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from synthscape.core.errors import SynthscapeError
+
+
+@dataclass
+class SimulateStage:
+    count: int = 64
+    options: dict[str, Any] = field(default_factory=dict)  # domain options: size, spacing, view, ...
+
+
+@dataclass
+class TrainStage:
+    model: str = "gan"
+    steps: int = 300
+    batch_size: int = 8
+    options: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields: lr_generator, ...
+
+
+@dataclass
+class SampleStage:
+    plan: list[tuple[dict[str, str], int]] = field(default_factory=list)
+    formats: list[str] = field(default_factory=list)  # empty: the domain's default formats
+
+
+@dataclass
+class EvaluateStage:
+    holdout: float = 0.25
+    options: dict[str, Any] = field(default_factory=dict)  # EvaluationSettings fields
+
+
+@dataclass
+class ExportStage:
+    precision: str = "fp32"
+
+
+@dataclass
+class Pipeline:
+    """One run of simulate (or real data) -> train -> sample -> evaluate -> export."""
+
+    domain: str = "lung-ct"
+    seed: int = 0
+    data: Path | None = None  # real data instead of simulating
+    simulate: SimulateStage = field(default_factory=SimulateStage)
+    train: TrainStage = field(default_factory=TrainStage)
+    sample: SampleStage = field(default_factory=SampleStage)
+    evaluate: EvaluateStage | None = field(default_factory=EvaluateStage)
+    export: ExportStage | None = field(default_factory=ExportStage)
+
+    def to_json(self) -> str:
+        """Canonical text, stored in the output folder so a rerun can tell it is the same pipeline."""
+        return json.dumps(asdict(self), sort_keys=True, default=str)
+
+
+def _check_keys(where: str, given: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise SynthscapeError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
+
+
+def _mapping(where: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise SynthscapeError(f"{where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _stage(where: str, value: Any, cls: type, option_keys: set[str] = frozenset()):
+    """A stage from its mapping: its own fields by name, any ``option_keys`` into ``options``."""
+    if value is False or value is None:
+        return None
+    value = dict(_mapping(where, value))
+    own = {f.name for f in fields(cls)} - {"options"}
+    _check_keys(where, value, own | set(option_keys))
+    kwargs = {k: value.pop(k) for k in list(value) if k in own}
+    if value:
+        kwargs["options"] = value
+    return cls(**kwargs)
+
+
+def parse_plan(where: str, rows: Any) -> list[tuple[dict[str, str], int]]:
+    if not isinstance(rows, list):
+        raise SynthscapeError(f"{where} must be a list of {{condition: {{...}}, count: N}}")
+    plan = []
+    for i, row in enumerate(rows):
+        row = _mapping(f"{where}[{i}]", row)
+        _check_keys(f"{where}[{i}]", row, {"condition", "count"})
+        count = row.get("count")
+        if not isinstance(count, int) or count < 0:
+            raise SynthscapeError(f"{where}[{i}].count must be a non-negative integer, got {count!r}")
+        condition = {str(k): str(v) for k, v in _mapping(f"{where}[{i}].condition", row.get("condition") or {}).items()}
+        plan.append((condition, count))
+    return plan
+
+
+def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
+    """Check ``raw`` (from YAML) key by key; ``base`` resolves relative paths."""
+    from synthscape.core.config import TrainConfig
+    from synthscape.core.evaluation import EvaluationSettings
+
+    raw = dict(_mapping(source, raw))
+    _check_keys(source, raw, {f.name for f in fields(Pipeline)})
+    if "data" in raw and "simulate" in raw:
+        raise SynthscapeError(f"{source}: give either data (real data) or simulate, not both")
+    train_options = {f.name for f in fields(TrainConfig)} - {"steps", "batch_size", "seed"}
+    sample = _mapping(f"{source}: sample", raw.get("sample", {}))
+    _check_keys(f"{source}: sample", sample, {"plan", "formats"})
+    formats = sample.get("formats", [])
+    pipeline = Pipeline(
+        domain=str(raw.get("domain", "lung-ct")),
+        seed=int(raw.get("seed", 0)),
+        data=(base / raw["data"]) if raw.get("data") else None,
+        simulate=_stage(f"{source}: simulate", raw.get("simulate", {}), SimulateStage,
+                        {"size", "spacing", "view", "workers"}) or SimulateStage(),
+        train=_stage(f"{source}: train", raw.get("train", {}), TrainStage, train_options) or TrainStage(),
+        sample=SampleStage(plan=parse_plan(f"{source}: sample.plan", sample.get("plan", [])),
+                           formats=[formats] if isinstance(formats, str) else list(formats)),
+        evaluate=_stage(f"{source}: evaluate", raw.get("evaluate", {}), EvaluateStage,
+                        {f.name for f in fields(EvaluationSettings)}),
+        export=_stage(f"{source}: export", raw.get("export", {}), ExportStage),
+    )
+    if pipeline.train.model not in ("gan", "vae"):
+        raise SynthscapeError(f"{source}: train.model must be gan or vae, got {pipeline.train.model!r}")
+    return pipeline
+
+
+def read_pipeline(path: Path) -> Pipeline:
+    import yaml
+
+    if not path.is_file():
+        raise SynthscapeError(f"pipeline file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SynthscapeError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    return pipeline_from_dict(raw or {}, str(path), path.parent)
