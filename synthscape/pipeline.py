@@ -19,7 +19,7 @@ from pathlib import Path
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import atomic_dir, write_text
 from synthscape.domains import get_domain
-from synthscape.pipeline_config import Pipeline, SampleStage, SimulateStage
+from synthscape.pipeline_config import Pipeline, SampleStage, SimulateStage, TrainStage
 
 log = logging.getLogger("synthscape")
 STAGES = ("simulate", "train", "sample", "evaluate", "export")
@@ -28,7 +28,9 @@ STAGES = ("simulate", "train", "sample", "evaluate", "export")
 def default_pipeline() -> Pipeline:
     """The main job: lung-ct on the embedded simulator, sized for minutes on 2 CPU cores
     (``examples/lung_ct.yaml`` spells out the same pipeline)."""
-    return Pipeline(simulate=SimulateStage(count=64, options={"size": 32}), sample=SampleStage(formats=["nifti", "dicom"], plan=[
+    return Pipeline(simulate=SimulateStage(count=64, options={"size": 32}),
+                    train=TrainStage(options={"mode_seeking": 0.02}),
+                    sample=SampleStage(formats=["nifti", "dicom"], plan=[
         ({"nodule": "absent"}, 4),
         ({"nodule": "present", "size": "large"}, 4),
         ({"nodule": "present", "size": "medium", "kind": "solid"}, 4),
