@@ -17,10 +17,12 @@ import platform
 import statistics
 import tempfile
 import time
+from functools import partial
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from interleaved import time_interleaved
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: it reads TQDM_* once
 
@@ -70,12 +72,8 @@ def main() -> None:
     with ProcessPoolExecutor(2) as pool:
         pool.submit(int).result()  # start the workers before timing
         for view in RENDERERS:
-            timings: dict[tuple[str, int], list[float]] = {}
-            for _ in range(args.rounds):
-                for name, task in tasks.items():
-                    for processes in (1, 2):
-                        timings.setdefault((name, processes), []).append(
-                            rate(task, view, args.size, args.count, processes, pool))
+            timings = time_interleaved({(name, processes): partial(rate, task, view, args.size, args.count, processes, pool)
+                                        for name, task in tasks.items() for processes in (1, 2)}, args.rounds)
             for (name, processes), values in timings.items():
                 median = statistics.median(values)
                 results.append({"view": view, "what": name, "processes": processes,

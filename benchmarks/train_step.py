@@ -13,9 +13,11 @@ import json
 import platform
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
+from interleaved import time_interleaved
 
 from synthscape.core.config import TrainConfig, default_network
 from synthscape.core.gan import GAN
@@ -35,6 +37,13 @@ def build(kind: str, spatial_dims: int, size: int, batch: int, layout: torch.mem
     return objective, images, condition, network
 
 
+def seconds_per_step(objective, images, condition, steps: int, noise: torch.Generator) -> float:
+    start = time.perf_counter()
+    for step in range(steps):
+        objective.step(images, condition, step + 2, noise)
+    return (time.perf_counter() - start) / steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step.json"), help="JSON output path")
@@ -49,16 +58,11 @@ def main() -> None:
     for kind, dims, size in cases:
         layouts["channels_last"] = torch.channels_last_3d if dims == 3 else torch.channels_last
         built = {name: build(kind, dims, size, args.batch_size, fmt) for name, fmt in layouts.items()}
-        times = {name: [] for name in layouts}
         noise = torch.Generator().manual_seed(0)
         for name, (objective, images, condition, _) in built.items():  # warm up
             objective.step(images, condition, 1, noise)
-        for _ in range(args.rounds):
-            for name, (objective, images, condition, _) in built.items():
-                start = time.perf_counter()
-                for step in range(args.steps):
-                    objective.step(images, condition, step + 2, noise)
-                times[name].append((time.perf_counter() - start) / args.steps)
+        times = time_interleaved({name: partial(seconds_per_step, *built[name][:3], args.steps, noise)
+                                  for name in layouts}, args.rounds)
         network = built["contiguous"][3]
         median = {name: statistics.median(t) for name, t in times.items()}
         results.append({

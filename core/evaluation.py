@@ -86,8 +86,9 @@ class Generated:
         schema: ConditionSchema = self.sampler.schema
         images = [None] * len(rows)
         unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)  # numpy 2 keeps an axis here for axis=0
         for u, row in enumerate(unique):
-            members = np.flatnonzero(inverse.reshape(-1) == u)
+            members = np.flatnonzero(inverse == u)
             samples = self.sampler.sample(len(members), schema.decode(row[None])[0], seed=self.seed, start=self.start)
             self.start += len(members)
             for m, image in zip(members, samples.images):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from synthscape.core.errors import SynthscapeError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -61,3 +62,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def check_new_folder(path: Path) -> None:
+    """Outputs go to a new (or empty) folder: nothing the user made is overwritten."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise SynthscapeError(f"{path} already exists and is not empty; choose another --out or remove it")

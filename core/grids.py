@@ -63,11 +63,16 @@ def grid(images: np.ndarray, columns: int | None = None, gap: int = 2, min_side:
     return picture[0] if c == 1 else np.moveaxis(picture, 0, -1)
 
 
-def write_png(path: str | Path, picture: np.ndarray) -> Path:
-    """Write a uint8 grey or RGB picture as PNG, atomically."""
-    path = Path(path)
+def encode_png(picture: np.ndarray, what: str) -> bytes:
+    """A uint8 grey or RGB picture as PNG bytes; ``what`` names it in the error."""
     bgr = picture if picture.ndim == 2 else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png", bgr)
     if not ok:
-        raise SynthscapeError(f"OpenCV could not encode {path}")
-    return write_bytes(path, encoded.tobytes())
+        raise SynthscapeError(f"OpenCV could not encode {what}")
+    return encoded.tobytes()
+
+
+def write_png(path: str | Path, picture: np.ndarray) -> Path:
+    """Write a uint8 grey or RGB picture as PNG, atomically."""
+    path = Path(path)
+    return write_bytes(path, encode_png(picture, str(path)))

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import write_text
-from synthscape.core.grids import grid, three_planes
+from synthscape.core.grids import encode_png, grid, three_planes
 from synthscape.core.svg_plots import histogram_chart, line_chart
 
 BETTER = ("higher", "lower", "closer-to-1", "info")
@@ -263,11 +262,8 @@ figcaption { font-size: .9em; color: #444; max-width: 640px; }
 
 def png_data_uri(picture: np.ndarray) -> str:
     """A uint8 grey or RGB picture as a ``data:image/png;base64,...`` URI (lossless)."""
-    bgr = picture if picture.ndim == 2 else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".png", bgr)
-    if not ok:
-        raise SynthscapeError(f"OpenCV could not encode a {list(picture.shape)} picture as PNG")
-    return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+    png = encode_png(picture, f"a {list(picture.shape)} picture as PNG")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _metrics_table(rows: Sequence[MetricRow]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from synthscape.core.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_dir
+from synthscape.core.fileio import atomic_dir, check_new_folder
 from synthscape.core.orders import draw_order, read_plan
 from synthscape.domains import available_domains, get_domain
 from synthscape.domains.base import write_samples
@@ -148,9 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def refuse_existing(path: Path) -> Path:
-    """Outputs go to a new folder: nothing the user made is overwritten."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise SynthscapeError(f"{path} already exists and is not empty; choose another --out or remove it")
+    """A new folder for outputs (``check_new_folder``), its empty stand-in removed for ``atomic_dir``."""
+    check_new_folder(path)
     if path.is_dir():
         path.rmdir()
     return path

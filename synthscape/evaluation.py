@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_dir, write_text
+from synthscape.core.fileio import atomic_dir, check_new_folder, write_text
 from synthscape.domains import get_domain
 
 log = logging.getLogger("synthscape")
@@ -40,8 +40,7 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
     from synthscape.core.evaluation import EvaluationSettings, evaluate
 
     model, data, out = Path(model), Path(data), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SynthscapeError(f"{out} already exists and is not empty; choose another --out or remove it")
+    check_new_folder(out)
     if not data.is_dir():
         raise SynthscapeError(f"--data {data} is not a data set folder (files + labels.csv)")
     start = time.perf_counter()

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from synthscape import load  # a run folder (torch) or an .onnx file (onnxruntime)
 from synthscape.core.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling import Sampler, plan
@@ -113,10 +114,6 @@ class SyntheticDataset(Dataset):
             if self.path is None:
                 self._check_travels()  # a loaded sampler, inherited through a fork
             else:
-                # The front door's load picks torch (run folder) or onnxruntime (.onnx) by the file;
-                # imported here, at run time, because synthscape/ sits above core/.
-                from synthscape import load
-
                 if self._sampler is not None:
                     # Inherited through a fork: freeing an onnxruntime session joins its thread
                     # pool, whose threads stayed in the parent, and hangs. Never free it here.

@@ -75,3 +75,26 @@ def test_run_records_stages_and_a_rerun_skips_or_resumes(tmp_path, capsys):
     pipeline.write_text(TINY.replace("steps: 2", "steps: 3"))  # another pipeline: refused, not mixed in
     assert main(["run", str(pipeline), "--out", str(out)]) == 2
     assert "holds a different pipeline's outputs" in capsys.readouterr().err
+
+
+def test_evaluate_command_writes_a_report_and_refuses_bad_input(tmp_path, capsys):
+    pipeline, out = tmp_path / "tiny.yaml", tmp_path / "out"
+    pipeline.write_text(TINY.replace("evaluate: {holdout: 0.25, classifier_steps: 5, utility_steps: 2, per_condition: 3}",
+                                     "evaluate: false").replace("export: {precision: fp32}", "export: false"))
+    assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
+    run, data, report = str(out / "run"), str(out / "data"), tmp_path / "report"
+    fast = ["--classifier-steps", "5", "--utility-steps", "2"]
+    assert main(["-q", "evaluate", run, "--data", data, "--out", str(report), *fast]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["domain"] == "lung-ct" and metrics["real_train"] + metrics["real_held_out"] == 24
+    assert (report / "report.html").is_file()
+
+    missing = tmp_path / "missing"
+    assert main(["evaluate", run, "--data", str(missing), "--out", str(tmp_path / "r2"), *fast]) == 2
+    assert f"--data {missing} is not a data set folder" in capsys.readouterr().err
+    assert main(["evaluate", run, "--data", data, "--out", str(report), *fast]) == 2  # never over a report
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert main(["evaluate", run, "--data", data, "--out", str(tmp_path / "r3"), "--holdout", "0.05", *fast]) == 2
+    assert "evaluation needs at least 4 held-out real items" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+    assert not list(tmp_path.glob(".r*.partial"))  # nothing half-written
