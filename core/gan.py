@@ -53,6 +53,7 @@ def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.T
 
 class GAN(Objective):
     metric_names = ("loss_d", "loss_g", "d_real", "d_fake", "r1")
+    compiled = ("generator", "critic")
 
     def __init__(self, network, train, cardinalities, device):
         super().__init__(network, train, cardinalities, device)
@@ -72,7 +73,9 @@ class GAN(Objective):
     def r1_penalty(self, images: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Squared gradient norm of the critic on real images, in float32 (Mescheder et al. 2018)."""
         images = images.detach().float().requires_grad_(True)
-        (grad,) = torch.autograd.grad(self.critic(images, condition).sum(), images, create_graph=True)
+        # .forward, not __call__: under TrainConfig.compile the call is compiled, and a compiled
+        # graph has no double backward; forward is the same network, eager
+        (grad,) = torch.autograd.grad(self.critic.forward(images, condition).sum(), images, create_graph=True)
         return grad.square().flatten(1).sum(1).mean()
 
     def step(self, images, condition, step, noise, autocast: Autocast = no_autocast):
@@ -92,7 +95,7 @@ class GAN(Objective):
         if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:  # lazy: scaled up, applied every r1_every steps
             r1 = self.r1_penalty(images, condition)
             (0.5 * cfg.r1_gamma * cfg.r1_every * r1).backward()
-        self.optimizers["critic"].step()
+        self.optimizer_step("critic")
 
         # generator
         self.critic.requires_grad_(False)
@@ -107,7 +110,7 @@ class GAN(Objective):
                 loss_g = loss_g + cfg.mode_seeking * mode_seeking_loss(fake.float(), z, batch // 2)
         self.optimizers["generator"].zero_grad(set_to_none=True)
         loss_g.backward()
-        self.optimizers["generator"].step()
+        self.optimizer_step("generator")
         self.ema.update(self.generator, step)
         metrics = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": d_real.detach().mean(),
                    "d_fake": d_fake.detach().mean()}

@@ -27,11 +27,20 @@ class Objective(ABC):
     """
 
     metric_names: tuple[str, ...]
+    compiled: tuple[str, ...] = ()  # the modules that TrainConfig.compile hands to torch.compile
 
     def __init__(self, network: NetworkConfig, train: TrainConfig, cardinalities: list[int], device: torch.device):
         self.network, self.train, self.cardinalities, self.device = network, train, cardinalities, device
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        # Called on each optimizer's parameters before it steps; torchrun averages gradients here.
+        self.gradient_sync: Callable[[list[torch.Tensor]], None] = lambda parameters: None
+
+    def optimizer_step(self, name: str) -> None:
+        """Step optimizer ``name`` on its (synchronised) gradients."""
+        optimizer = self.optimizers[name]
+        self.gradient_sync([p for group in optimizer.param_groups for p in group["params"]])
+        optimizer.step()
 
     def adam(self, *modules: nn.Module, lr: float) -> torch.optim.Adam:
         params = [p for m in modules for p in m.parameters()]

@@ -23,6 +23,7 @@ import numpy as np
 from synthscape.core.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling import Sampler, Samples
+from synthscape.core.shards import Shard
 
 Order = list[tuple[dict[str, str], int]]
 
@@ -63,12 +64,41 @@ def _count(text: str, default: int | None, where: str) -> int:
     return int(text)
 
 
-def draw_order(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]], seed: int = 0, start: int = 0,
-               batch_size: int = 16, progress: bool = False) -> Samples:
-    """Every row's samples, exactly its count, with indices running on from ``start``."""
-    parts = []
+def network_calls(order: Sequence[tuple[Mapping[str, str], int]], start: int = 0,
+                  batch_size: int = 16) -> list[tuple[Mapping[str, str], int, int]]:
+    """``(condition, first index, count)`` of every network call that drawing ``order`` makes:
+    each row cut into batches from its own first index, indices running on across the rows."""
+    if batch_size < 1:
+        raise SynthscapeError(f"batch_size must be at least 1, got {batch_size}")
+    calls = []
     for condition, count in order:
-        parts.append(sampler.sample(count, condition, seed=seed, start=start, batch_size=batch_size, progress=progress))
+        calls += [(condition, first, min(batch_size, start + count - first))
+                  for first in range(start, start + count, batch_size)]
         start += count
+    return calls
+
+
+def draw_order(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]], seed: int = 0, start: int = 0,
+               batch_size: int = 16, progress: bool = False, shard: Shard | None = None) -> Samples:
+    """Every row's samples, exactly its count, with indices running on from ``start``.
+
+    With ``shard``, only that shard's block of the network calls: the same calls, on the same
+    batches, as the whole order makes, so the shards together give the same samples bit for bit.
+    """
+    calls = network_calls(order, start, batch_size)
+    if shard is not None:
+        total = len(calls)
+        calls = [calls[i] for i in shard.block(total)]
+        if not calls:
+            raise SynthscapeError(f"shard {shard.index}/{shard.count} gets no samples: the order makes only {total} "
+                                  f"network call(s) of batch size {batch_size}; use fewer shards or a smaller batch size")
+    if progress:
+        from tqdm.auto import tqdm
+
+        calls = tqdm(calls, desc="sampling", unit="batch")
+    parts = [sampler.sample(count, condition, seed=seed, start=first, batch_size=batch_size)
+             for condition, first, count in calls]
+    if not parts:  # an order of zero samples
+        return sampler.sample(0, seed=seed, start=start)
     return Samples(np.concatenate([p.images for p in parts]), [c for p in parts for c in p.conditions], seed,
                    np.concatenate([p.indices for p in parts]))

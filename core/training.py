@@ -24,6 +24,7 @@ from synthscape.core.checkpoint import latest_checkpoint, load_checkpoint, save_
 from synthscape.core.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.config import ArtifactConfig, NetworkConfig, TrainConfig, default_network
 from synthscape.core.data import ResumableSampler, dataset_conditions
+from synthscape.core.distributed import ProcessGroup
 from synthscape.core.errors import SynthscapeError, TrainingDiverged
 from synthscape.core.gan import GAN
 from synthscape.core.grids import grid, write_png
@@ -35,6 +36,7 @@ from synthscape.core.vae import VAE
 log = logging.getLogger("synthscape")
 OBJECTIVES: dict[str, type[Objective]] = {"gan": GAN, "vae": VAE}
 CheckpointCallback = Callable[[int, Path], None]
+NOISE_SEED_STRIDE = 1_000_003  # rank r draws latents from seed + 1 + stride * r: disjoint streams
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -126,40 +128,62 @@ def train(
 
     Writes the run directory of design.md and returns its final config. ``on_checkpoint(step,
     folder)`` is called after each checkpoint is complete on disk.
+
+    Under ``torchrun`` each process trains a replica on its own slice of the data with
+    ``batch_size`` images per step (the global batch is world size times that), gradients are
+    averaged across processes before every optimizer step, and rank 0 alone writes.
     """
     if model not in OBJECTIVES:
         raise SynthscapeError(f"model must be one of {', '.join(OBJECTIVES)}, got {model!r}")
     run = Path(run)
-    art = prepare_run(run, resume, dataset, schema, model, domain, network, config or TrainConfig(), domain_meta or {})
-    cfg, device_ = art.train, select_device(device)
+    group, device_ = ProcessGroup.start(select_device(device))
+    try:
+        # every rank checks the same inputs, so a refusal is every rank's; nobody writes before it
+        art = prepare_run(run, resume, dataset, schema, model, domain, network, config or TrainConfig(), domain_meta or {})
+        group.barrier()
+        return _train(dataset, run, art, resume, device_, group, progress and group.is_main, on_checkpoint)
+    finally:
+        group.close()
+
+
+def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, device_: torch.device,
+           group: ProcessGroup, progress: bool, on_checkpoint: CheckpointCallback | None) -> ArtifactConfig:
+    cfg = art.train
     torch.manual_seed(cfg.seed)
-    objective = OBJECTIVES[model](art.network, cfg, art.schema.cardinalities, device_)
+    objective = OBJECTIVES[art.model](art.network, cfg, art.schema.cardinalities, device_)
+    objective.gradient_sync = group.average_gradients
     layout = memory_format(art.network.spatial_dims)
     for module in objective.modules.values():
         module.to(memory_format=layout)
-    noise = torch.Generator(device_).manual_seed(cfg.seed + 1)
+    if cfg.compile:  # in place: state_dict keys, checkpoints and the exported generator are unchanged
+        for name in objective.compiled:
+            objective.modules[name].compile()
+    noise = torch.Generator(device_).manual_seed(cfg.seed + 1 + NOISE_SEED_STRIDE * group.rank)
     start, last_good = 0, None
     if resume:
         folder = latest_checkpoint(run)
         start, rng = load_checkpoint(folder, objective.modules, objective.optimizers)
-        noise.set_state(rng["noise"])
+        restore_noise(noise, rng, group, cfg.seed, start)
         torch.set_rng_state(rng["torch"])
         last_good = start
         log.info("resuming %s from step %d", run, start)
+    group.broadcast_modules(objective.modules.values())
     if start >= cfg.steps:
         log.info("%s is already at step %d of %d; nothing to do", run, start, cfg.steps)
         return art
 
-    run.mkdir(parents=True, exist_ok=True)
+    if group.is_main:
+        run.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(dataset, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.num_workers,
-                        sampler=ResumableSampler(len(dataset), cfg.seed, start * cfg.batch_size),
+                        sampler=ResumableSampler(len(dataset), cfg.seed, start * cfg.batch_size * group.world,
+                                                 group.rank, group.world),
                         pin_memory=device_.type == "cuda")
-    metrics_log = MetricsLog(run, objective.metric_names, resume_step=start if resume else None)
+    metrics_log = MetricsLog(run, objective.metric_names, resume_step=start if resume else None) if group.is_main else None
     sampler = TorchSampler(art, objective.sampler_network, device_)
     autocast = autocast_for(device_)
     objective.train_mode()
     batches = iter(loader)
-    bar = tqdm(range(start + 1, cfg.steps + 1), initial=start, total=cfg.steps, desc=f"train {model}",
+    bar = tqdm(range(start + 1, cfg.steps + 1), initial=start, total=cfg.steps, desc=f"train {art.model}",
                unit="step", disable=not progress)
     try:
         for step in bar:
@@ -169,30 +193,55 @@ def train(
             if step == start + 1:
                 check_batch(art, images, condition)
             metrics = {k: float(v) for k, v in objective.step(images, condition, step, noise, autocast).items()}
+            metrics = group.average_metrics(metrics)  # every rank sees the same numbers, so all stop together
             finite_or_raise(metrics, step, last_good, run)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if metrics_log is not None and (step % cfg.log_every == 0 or step == cfg.steps):
                 metrics_log.write(step, metrics)
                 bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if v == v}, refresh=False)
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if group.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
                 write_grids(run, step, art, sampler)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                checkpoint(run, step, art, objective, noise)
+                checkpoint(run, step, art, objective, noise, group)
                 last_good = step
-                if on_checkpoint is not None:
+                if on_checkpoint is not None and group.is_main:
                     on_checkpoint(step, run / "checkpoint")
     finally:
-        metrics_log.close()
+        if metrics_log is not None:
+            metrics_log.close()
         bar.close()
-    log.info("trained %s %s to step %d in %s", domain, model, cfg.steps, run)
+    group.barrier()
+    world = f" on {group.world} processes" if group.distributed else ""
+    if group.is_main:
+        log.info("trained %s %s to step %d%s in %s", art.domain, art.model, cfg.steps, world, run)
     return art
 
 
-def checkpoint(run: Path, step: int, art: ArtifactConfig, objective: Objective, noise: torch.Generator) -> None:
-    """Checkpoint, then the exportable generator; refuse to write non-finite weights."""
+def restore_noise(noise: torch.Generator, rng: dict, group: ProcessGroup, seed: int, step: int) -> None:
+    """This rank's latent-noise stream as saved; a fresh one, said in the log, if the world size changed."""
+    states = rng.get("noise_ranks", [rng["noise"]])
+    if len(states) == group.world:
+        noise.set_state(states[group.rank])
+        return
+    noise.manual_seed(seed + 1 + NOISE_SEED_STRIDE * (group.world * step + group.rank))
+    if group.is_main:
+        log.warning("resuming on %d processes a run checkpointed on %d: latent noise and data order continue "
+                    "from fresh streams, not the ones an uninterrupted run would have drawn", group.world, len(states))
+
+
+def checkpoint(run: Path, step: int, art: ArtifactConfig, objective: Objective, noise: torch.Generator,
+               group: ProcessGroup | None = None) -> None:
+    """Checkpoint, then the exportable generator; refuse to write non-finite weights.
+
+    Every rank takes part (its noise state is gathered); rank 0 alone writes. The replicas'
+    weights are equal, so the non-finite check gives every rank the same answer."""
+    group = group or ProcessGroup()
     for name, module in objective.modules.items():
         if not all(torch.isfinite(p).all() for p in module.parameters()):
             raise TrainingDiverged(f"training diverged by step {step}: {name} weights are NaN or Inf; earlier checkpoints are intact")
-    save_checkpoint(run, step, objective.modules, objective.optimizers,
-                    {"noise": noise.get_state(), "torch": torch.get_rng_state()})
-    art.step = step
-    save_generator(run, art, objective.sampler_network)
+    noise_ranks = group.gather(noise.get_state().cpu())
+    if group.is_main:
+        save_checkpoint(run, step, objective.modules, objective.optimizers,
+                        {"noise": noise_ranks[0], "noise_ranks": noise_ranks, "torch": torch.get_rng_state()})
+        art.step = step
+        save_generator(run, art, objective.sampler_network)
+    group.barrier()

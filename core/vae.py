@@ -21,6 +21,7 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
 
 class VAE(Objective):
     metric_names = ("loss", "reconstruction", "kl", "kl_weight")
+    compiled = ("encoder", "decoder")
 
     def __init__(self, network, train, cardinalities, device):
         super().__init__(network, train, cardinalities, device)
@@ -52,6 +53,6 @@ class VAE(Objective):
         loss = rec + weight * kl
         self.optimizers["vae"].zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizers["vae"].step()
+        self.optimizer_step("vae")
         return {"loss": loss.detach(), "reconstruction": rec.detach(), "kl": kl.detach(),
                 "kl_weight": torch.tensor(weight)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from synthscape.core.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import atomic_dir, check_new_folder
 from synthscape.core.orders import draw_order, read_plan
+from synthscape.core.shards import Shard, torchrun_shard
 from synthscape.domains import available_domains, get_domain
 from synthscape.domains.base import write_samples
 
@@ -73,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr_generator=args.lr_generator,
         lr_critic=args.lr_critic, log_every=args.log_every, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, num_workers=args.workers,
+        checkpoint_every=args.checkpoint_every, num_workers=args.workers, compile=args.compile,
     )
     train(dataset, args.out, model=args.model, schema=domain.schema, domain=domain.name, config=config,
           domain_meta=getattr(dataset, "meta", {}), resume=args.resume, device=args.device)
@@ -95,12 +97,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
     else:
         count = args.count if args.count is not None else args.count_per_condition
         order = [(generator.schema.validate(ConditionSchema.parse(args.condition)), count)]
-    out = refuse_existing(args.out)
-    samples = draw_order(generator, order, seed=args.seed, start=args.start, batch_size=args.batch_size, progress=True)
+    shard, out = sample_shard(args.shard, args.out)
+    out = refuse_existing(out)
+    samples = draw_order(generator, order, seed=args.seed, start=args.start, batch_size=args.batch_size,
+                         progress=True, shard=shard)
     with atomic_dir(out) as tmp:
         files = write_samples(domain, samples, tmp, formats=args.format or (), meta=generator.domain_meta)
-    log.info("wrote %d samples (%d files) to %s", len(samples), len(files), out)
+    part = f" (shard {shard.index}/{shard.count}: samples {samples.indices.min()}-{samples.indices.max()})" if shard else ""
+    log.info("wrote %d samples (%d files)%s to %s", len(samples), len(files), part, out)
     return 0
+
+
+def sample_shard(text: str | None, out: Path) -> tuple[Shard | None, Path]:
+    """The shard this process samples and its folder: ``--shard I/N`` writes to ``--out`` itself;
+    under torchrun each rank writes its shard to ``--out/shard-RRR-of-NNN``."""
+    from_torchrun = torchrun_shard()
+    if text is not None and from_torchrun is not None:
+        raise SynthscapeError("--shard and torchrun both split the samples: use one (torchrun shards by rank)")
+    if text is not None:
+        return Shard.parse(text), out
+    if from_torchrun is not None and from_torchrun.count > 1:
+        out.mkdir(parents=True, exist_ok=True)
+        return from_torchrun, out / from_torchrun.name
+    return None, out
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -182,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     add_geometry_options(p, "simulated")
     p.add_argument("--view", choices=("dashcam", "aerial"), help="driving only: dashcam (default) or aerial (drone)")
-    p.add_argument("--workers", type=positive_int, help="driving only: processes rendering scenes (default: one per "
-                   "CPU core for more than 64 scenes); the output is the same for any number")
+    p.add_argument("--workers", type=positive_int, help="processes simulating (default: one per CPU core, up to 8, "
+                   "for 64 samples or more); the volumes and images are the same for any number")
     p.add_argument("--format", dest="formats", action="append", metavar="FMT",
                    help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default nifti)")
     p.set_defaults(func=cmd_simulate)
@@ -203,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints (default 500)")
     p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--compile", action="store_true", help="torch.compile the networks: the first step takes minutes "
+                   "to compile, later steps are faster (1.15x for the 3D GAN at 64^3 on CPU); for long runs")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA (bf16 autocast) when present, else CPU")
     add_geometry_options(p, "training")
     p.set_defaults(func=cmd_train)
@@ -221,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "per attribute (empty cell: as the training data has it) and a count column; exactly those "
                    "counts are made, indices running on across rows")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed; sample i depends only on (seed, i) (default 0)")
-    p.add_argument("--start", type=non_negative_int, default=0, help="index of the first sample, for sharding (default 0)")
+    p.add_argument("--start", type=non_negative_int, default=0, help="index of the first sample (default 0)")
+    p.add_argument("--shard", metavar="I/N", help="make only part I of N (0-based) of the samples, for separate "
+                   "machines; the N parts together are the unsharded samples bit for bit, their file names never "
+                   "collide. Under torchrun each rank takes its part by itself and writes to --out/shard-RRR-of-NNN")
     p.add_argument("--format", action="append", metavar="FMT",
                    help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default: the domain's)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="samples per network call (default 16)")
@@ -266,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="synthscape: %(message)s")
+    rank = os.environ.get("RANK") if os.environ.get("WORLD_SIZE", "1") != "1" else None  # under torchrun
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format=f"synthscape[rank {rank}]: %(message)s" if rank else "synthscape: %(message)s")
     try:
         return args.func(args)
     except SynthscapeError as exc:

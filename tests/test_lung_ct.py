@@ -47,6 +47,18 @@ def test_simulated_data_set_is_labelled_and_consistent(data):
         np.testing.assert_allclose(affine, image.affine, atol=1e-4)
 
 
+def test_workers_make_the_same_volumes(data, tmp_path):
+    """Volume i depends on (seed, i) alone: two processes write what one wrote (DICOM UIDs aside)."""
+    parallel = DOMAIN.simulate(tmp_path / "parallel", count=6, seed=0, size=16, formats="nifti", workers=2)
+    rows = rows_of(parallel)
+    assert [{k: v for k, v in r.items() if k != "dicom"} for r in rows_of(data)] == \
+        [{k: v for k, v in r.items() if k != "dicom"} for r in rows]
+    for row in rows:
+        for column in ("path", "lung_mask", "nodule_mask"):
+            assert np.array_equal(np.asarray(nib.load(parallel / row[column]).dataobj),
+                                  np.asarray(nib.load(data / row[column]).dataobj))
+
+
 def test_dataset_windows_hu_and_keeps_labels(data):
     dataset = LungCTDataset(data, progress=False)
     assert len(dataset) == 6 and dataset.size == (16, 16, 16)

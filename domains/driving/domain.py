@@ -13,10 +13,7 @@ A simulated data set folder::
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import write_text
 from synthscape.core.grids import to_uint8, write_png
 from synthscape.domains.base import register
+from synthscape.domains.parallel import parallel_map
 from synthscape.domains.driving.aerial import render_aerial
 from synthscape.domains.driving.dashcam import render_dashcam
 from synthscape.domains.driving.formats import COCO_FILE, coco_document, write_coco, write_yolo_classes, yolo_lines
@@ -105,12 +103,9 @@ class Driving:
             raise SynthscapeError(f"driving size must be at least 16 pixels, got {size}")
         if view not in RENDERERS:
             raise SynthscapeError(f"unknown driving view {view!r}; valid views: {', '.join(VIEWS)}")
-        workers = workers or (min(os.cpu_count() or 1, 8) if count > 64 else 1)
         write_yolo_classes(out)
-        task = partial(simulate_one, out, seed, size, view)
-        with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-            mapped = pool.map(task, range(count), chunksize=16) if pool else map(task, range(count))
-            results = list(tqdm(mapped, total=count, desc=f"simulate driving ({view})", unit="scene"))
+        results = parallel_map(partial(simulate_one, out, seed, size, view), count, workers,
+                               desc=f"simulate driving ({view})", unit="scene")
         rows = [row for row, _, _ in results]
         write_coco(out / COCO_FILE, coco_document([image for _, image, _ in results], [boxes for _, _, boxes in results]))
         write_labels(out, rows, SCHEMA, extras=("view", "mask", "yolo", "boxes", "seed", "index"))

@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.domains.base import register
+from synthscape.domains.parallel import parallel_map
 from synthscape.domains.labels import write_labels
 from synthscape.domains.lung_ct.dicom import write_dicom_series
 from synthscape.domains.lung_ct.nifti import write_nifti
@@ -55,6 +56,30 @@ def condition_text(condition: dict[str, str], seed: int | None = None, index: in
     return text if seed is None else f"{text} seed={seed} index={index}"
 
 
+def simulate_one(out: Path, seed: int, size: tuple[int, int, int], spacing: tuple[float, float, float],
+                 formats: tuple[str, ...], index: int) -> dict[str, Any]:
+    """Draw and write phantom ``index`` of ``seed``; returns its labels.csv row."""
+    rng = np.random.default_rng([seed, index])
+    condition = draw_condition(rng)
+    phantom = chest_phantom(size, spacing, condition, rng)
+    affine = centred_affine(size, spacing)
+    name = f"case-{index:05d}"
+    row = {"path": f"volumes/{name}.nii.gz", **condition, "lung_mask": f"masks/{name}_lung.nii.gz",
+           "nodule_mask": f"masks/{name}_nodule.nii.gz", "margin": phantom.nodule.get("margin", ""),
+           "diameter_mm": f"{phantom.nodule['diameter_mm']:.2f}" if phantom.nodule else "", "seed": seed}
+    if "nifti" in formats:
+        write_nifti(out / row["path"], phantom.hu, affine)
+    write_nifti(out / row["lung_mask"], phantom.lung_mask, affine, dtype=np.uint8)
+    write_nifti(out / row["nodule_mask"], phantom.nodule_mask, affine, dtype=np.uint8)
+    if "dicom" in formats:
+        row["dicom"] = f"dicom/{name}"
+        write_dicom_series(out / row["dicom"], phantom.hu, affine, series_description=f"{SYNTHETIC} phantom",
+                           derivation=f"synthscape chest phantom simulator; {condition_text(condition, seed, index)}")
+        if "nifti" not in formats:
+            row["path"] = row["dicom"]
+    return row
+
+
 class LungCT:
     name = "lung-ct"
     schema = SCHEMA
@@ -62,36 +87,19 @@ class LungCT:
 
     def simulate(self, out: Path, count: int, seed: int, size: int | Sequence[int] = 64,
                  spacing: float | Sequence[float] | None = None, formats: Sequence[str] | str | None = None,
-                 **options: Any) -> Path:
-        """Chest phantoms: ``volumes/``, ``masks/`` (lung, nodule), optional ``dicom/``, ``labels.csv``."""
+                 workers: int | None = None, **options: Any) -> Path:
+        """Chest phantoms: ``volumes/``, ``masks/`` (lung, nodule), optional ``dicom/``, ``labels.csv``.
+
+        Volume ``i`` depends on (seed, i) alone, so ``workers`` processes (default: one per CPU core
+        for 64 volumes or more) make the same volumes as one process (DICOM UIDs are fresh each run)."""
         if options:
-            raise SynthscapeError(f"lung-ct simulate does not take {', '.join(options)}; it takes size, spacing, formats")
+            raise SynthscapeError(f"lung-ct simulate does not take {', '.join(options)}; it takes size, spacing, formats, workers")
         size = tuple(int(s) for s in np.broadcast_to(np.asarray(size), (3,)))
         spacing = default_spacing(size) if spacing is None else tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, dtype=float), (3,)))
         if min(size) < 8 or min(spacing) <= 0:
             raise SynthscapeError(f"lung-ct size must be at least 8 and spacing positive, got size={size} spacing={spacing}")
-        formats = parse_formats(formats)
-        affine = centred_affine(size, spacing)
-        rows = []
-        for index in tqdm(range(count), desc="simulate lung-ct", unit="volume"):
-            rng = np.random.default_rng([seed, index])
-            condition = draw_condition(rng)
-            phantom = chest_phantom(size, spacing, condition, rng)
-            name = f"case-{index:05d}"
-            row = {"path": f"volumes/{name}.nii.gz", **condition, "lung_mask": f"masks/{name}_lung.nii.gz",
-                   "nodule_mask": f"masks/{name}_nodule.nii.gz", "margin": phantom.nodule.get("margin", ""),
-                   "diameter_mm": f"{phantom.nodule['diameter_mm']:.2f}" if phantom.nodule else "", "seed": seed}
-            if "nifti" in formats:
-                write_nifti(out / row["path"], phantom.hu, affine)
-            write_nifti(out / row["lung_mask"], phantom.lung_mask, affine, dtype=np.uint8)
-            write_nifti(out / row["nodule_mask"], phantom.nodule_mask, affine, dtype=np.uint8)
-            if "dicom" in formats:
-                row["dicom"] = f"dicom/{name}"
-                write_dicom_series(out / row["dicom"], phantom.hu, affine, series_description=f"{SYNTHETIC} phantom",
-                                   derivation=f"synthscape chest phantom simulator; {condition_text(condition, seed, index)}")
-                if "nifti" not in formats:
-                    row["path"] = row["dicom"]
-            rows.append(row)
+        task = partial(simulate_one, out, seed, size, spacing, tuple(parse_formats(formats)))
+        rows = parallel_map(task, count, workers, desc="simulate lung-ct", unit="volume")
         write_labels(out, rows, SCHEMA, extras=("lung_mask", "nodule_mask", "margin", "diameter_mm", "seed", "dicom"))
         return out
 

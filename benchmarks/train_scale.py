@@ -1,0 +1,195 @@
+"""Training throughput, model FLOP utilisation and peak memory, and how they grow with size and batch.
+
+Model FLOPs per step come from ``torch.utils.flop_counter`` (generator and critic / encoder and
+decoder, forward and backward). Steps are timed and counted without the lazy R1 penalty, which
+runs one step in 16 and whose double backward the FLOP counter cannot follow. MFU divides the
+achieved model FLOP/s by the fp32 matmul FLOP/s measured in the same run, right before each case
+(these machines are shared and noisy: read the ratio). Each case runs in its own process so that
+its peak RSS is its own. Writes JSON.
+
+    python benchmarks/train_scale.py --out benchmarks/results/train_scale.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from synthscape.core.artifacts import TorchSampler
+from synthscape.core.config import ArtifactConfig, TrainConfig, default_network
+from synthscape.core.conditions import ConditionPrior, ConditionSchema
+from synthscape.core.gan import GAN
+from synthscape.core.training import autocast_for, memory_format
+from synthscape.core.vae import VAE
+
+KINDS = {"gan": GAN, "vae": VAE}
+CARDINALITIES = [2, 4, 4]
+R1_EVERY = 16
+
+# (what, kind, spatial dims, size, batch, torch.compile): the issue's cases, the 3D GAN compiled,
+# then growth with size and batch
+CASES = [
+    ("lung-ct 64^3", "gan", 3, 64, 4, False), ("lung-ct 64^3", "gan", 3, 64, 4, True),
+    ("lung-ct 64^3", "vae", 3, 64, 4, False),
+    ("driving 128^2", "gan", 2, 128, 16, False), ("driving 128^2", "vae", 2, 128, 16, False),
+    ("growth", "gan", 3, 32, 4, False), ("growth", "gan", 3, 48, 4, False), ("growth", "gan", 3, 96, 4, False),
+    ("growth", "gan", 3, 64, 1, False), ("growth", "gan", 3, 64, 8, False),
+]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_flops_per_second(device: torch.device, n: int = 2048, repeats: int = 10) -> float:
+    """The matmul rate this process gets now, the denominator of MFU: fp32 on CPU, bf16 on CUDA
+    (where training runs under bf16 autocast)."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    n = n * 4 if device.type == "cuda" else n
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(3):
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            torch.mm(a, b)
+        synchronize(device)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * n ** 3 / best
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def build(kind: str, dims: int, size: int, batch: int, device: torch.device):
+    torch.manual_seed(0)
+    network = default_network(dims, (size,) * dims, 1 if dims == 3 else 3)
+    objective = KINDS[kind](network, TrainConfig(r1_every=R1_EVERY), CARDINALITIES, device)
+    layout = memory_format(dims)
+    for module in objective.modules.values():
+        module.to(memory_format=layout)
+    images = (torch.rand(batch, network.channels, *network.image_size, device=device) * 2 - 1).contiguous(memory_format=layout)
+    condition = torch.stack([torch.randint(0, n, (batch,), device=device) for n in CARDINALITIES], 1)
+    return objective, images, condition, network
+
+
+def plain_steps(count: int) -> list[int]:
+    """Step numbers at which the lazy R1 penalty does not run."""
+    return [step for step in range(2, 2 * count + 2) if step % R1_EVERY][:count]
+
+
+def step_flops(objective, images, condition, noise, autocast) -> float:
+    """Model FLOPs of one (non-R1) step."""
+    with FlopCounterMode(display=False) as counter:
+        objective.step(images, condition, plain_steps(1)[0], noise, autocast)
+    return float(counter.get_total_flops())
+
+
+def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: torch.device, compiled: bool) -> dict:
+    """One case, in this process: step time, model FLOPs, MFU, peak RSS; then sampling at batch 16."""
+    rss_start = peak_rss_mib()
+    objective, images, condition, network = build(kind, dims, size, batch, device)
+    noise = torch.Generator(device).manual_seed(1)
+    autocast = autocast_for(device)
+    flops = step_flops(objective, images, condition, noise, autocast)  # before compiling: the same model FLOPs
+    if compiled:  # as TrainConfig.compile does
+        for name in objective.compiled:
+            objective.modules[name].compile()
+    start = time.perf_counter()
+    objective.step(images, condition, 2, noise, autocast)  # warm-up (and compilation)
+    first_step = time.perf_counter() - start
+    peak = matmul_flops_per_second(device)
+    synchronize(device)
+    start = time.perf_counter()
+    for step in plain_steps(steps):
+        objective.step(images, condition, step, noise, autocast)
+    synchronize(device)
+    seconds = (time.perf_counter() - start) / steps
+    rss_train = peak_rss_mib()
+    gpu = {"cuda_max_allocated_mib": torch.cuda.max_memory_allocated(device) / 2 ** 20} if device.type == "cuda" else {}
+    schema = ConditionSchema({f"a{i}": [str(v) for v in range(n)] for i, n in enumerate(CARDINALITIES)})
+    art = ArtifactConfig("bench", kind, schema, ConditionPrior.uniform(schema), network)
+    sampler = TorchSampler(art, objective.sampler_network, device)
+    sampler.sample(16, batch_size=16)
+    start = time.perf_counter()
+    sampler.sample(16, batch_size=16)
+    sample_seconds = time.perf_counter() - start
+    return {
+        "device": str(device), "kind": kind, "compiled": compiled, "first_step_seconds": first_step, "spatial_dims": dims, "size": size, "batch": batch, "threads": torch.get_num_threads(),
+        "seconds_per_step": seconds, "steps_per_second": 1 / seconds, "model_gflop_per_step": flops / 1e9,
+        "achieved_gflops": flops / seconds / 1e9, "matmul_fp32_gflops": peak / 1e9, "mfu": flops / seconds / peak,
+        "peak_rss_mib_start": rss_start, "peak_rss_mib_training": rss_train,
+        "sampling_batch16_seconds": sample_seconds, "peak_rss_mib_after_sampling_batch16": peak_rss_mib(), **gpu,
+    }
+
+
+def profile_case(kind: str, dims: int, size: int, batch: int, device: torch.device, out: Path) -> None:
+    """Where one case's step time goes: torch.profiler's operator table over two steps, by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    objective, images, condition, _ = build(kind, dims, size, batch, device)
+    noise = torch.Generator(device).manual_seed(1)
+    autocast = autocast_for(device)
+    objective.step(images, condition, 2, noise, autocast)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        for step in plain_steps(2):
+            objective.step(images, condition, step, noise, autocast)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    table = prof.key_averages(group_by_input_shape=True).table(sort_by=sort, row_limit=25, max_name_column_width=40)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"{kind} {size}^{dims} batch {batch} on {device}, two steps\n{table}\n")
+    print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_scale.json"), help="JSON output path")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per case (default 3)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu (fp32) or cuda (bf16 autocast)")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process, print JSON
+    parser.add_argument("--profile", metavar="KIND,DIMS,SIZE,BATCH", help="instead: profile one case (e.g. gan,3,64,4) "
+                        "and write its operator table next to --out")
+    args = parser.parse_args()
+    if args.profile:
+        kind, dims, size, batch = args.profile.split(",")
+        name = f"train_profile_{kind}_{dims}d{size}_b{batch}_{args.device}.txt"
+        profile_case(kind, int(dims), int(size), int(batch), torch.device(args.device), args.out.parent / name)
+        return
+    if args.case:
+        kind, dims, size, batch, compiled = args.case.split(",")
+        print(json.dumps(run_case(kind, int(dims), int(size), int(batch), args.steps, torch.device(args.device),
+                                  compiled == "1")))
+        return
+    results = []
+    for what, kind, dims, size, batch, compiled in CASES:
+        command = [sys.executable, __file__, "--steps", str(args.steps), "--device", args.device,
+                   "--case", f"{kind},{dims},{size},{batch},{int(compiled)}"]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        result = {"case": what, **json.loads(done.stdout.strip().splitlines()[-1])}
+        results.append(result)
+        print(f"{what:14s} {kind}{' compiled' if compiled else ''} {size}^{dims} batch {batch}: "
+              f"{result['seconds_per_step']:.2f} s/step (first {result['first_step_seconds']:.0f} s), "
+              f"{result['model_gflop_per_step']:.1f} GFLOP/step, MFU {result['mfu']:.2f} "
+              f"(matmul {result['matmul_fp32_gflops']:.0f} GFLOP/s), peak RSS {result['peak_rss_mib_training']:.0f} MiB, "
+              f"sampling 16: {result['sampling_batch16_seconds']:.2f} s, RSS {result['peak_rss_mib_after_sampling_batch16']:.0f} MiB",
+              flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
+                                    "results": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
