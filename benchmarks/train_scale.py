@@ -28,6 +28,7 @@ from synthscape.core.artifacts import TorchSampler
 from synthscape.core.config import ArtifactConfig, TrainConfig, default_network
 from synthscape.core.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.gan import GAN
+from synthscape.core.networks import ConditionalGenerator
 from synthscape.core.training import autocast_for, memory_format
 from synthscape.core.vae import VAE
 
@@ -43,6 +44,7 @@ CASES = [
     ("driving 128^2", "gan", 2, 128, 16, False), ("driving 128^2", "vae", 2, 128, 16, False),
     ("growth", "gan", 3, 32, 4, False), ("growth", "gan", 3, 48, 4, False), ("growth", "gan", 3, 96, 4, False),
     ("growth", "gan", 3, 64, 1, False), ("growth", "gan", 3, 64, 8, False),
+    ("sampling", "sample", 3, 64, 16, False), ("sampling", "sample", 2, 128, 16, False),
 ]
 
 
@@ -98,7 +100,7 @@ def step_flops(objective, images, condition, noise, autocast) -> float:
 
 
 def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: torch.device, compiled: bool) -> dict:
-    """One case, in this process: step time, model FLOPs, MFU, peak RSS; then sampling at batch 16."""
+    """One training case, in this process: step time, model FLOPs, MFU, peak RSS."""
     rss_start = peak_rss_mib()
     objective, images, condition, network = build(kind, dims, size, batch, device)
     noise = torch.Generator(device).manual_seed(1)
@@ -117,22 +119,35 @@ def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: to
         objective.step(images, condition, step, noise, autocast)
     synchronize(device)
     seconds = (time.perf_counter() - start) / steps
-    rss_train = peak_rss_mib()
-    gpu = {"cuda_max_allocated_mib": torch.cuda.max_memory_allocated(device) / 2 ** 20} if device.type == "cuda" else {}
-    schema = ConditionSchema({f"a{i}": [str(v) for v in range(n)] for i, n in enumerate(CARDINALITIES)})
-    art = ArtifactConfig("bench", kind, schema, ConditionPrior.uniform(schema), network)
-    sampler = TorchSampler(art, objective.sampler_network, device)
-    sampler.sample(16, batch_size=16)
-    start = time.perf_counter()
-    sampler.sample(16, batch_size=16)
-    sample_seconds = time.perf_counter() - start
     return {
-        "device": str(device), "kind": kind, "compiled": compiled, "first_step_seconds": first_step, "spatial_dims": dims, "size": size, "batch": batch, "threads": torch.get_num_threads(),
+        "device": str(device), "kind": kind, "compiled": compiled, "first_step_seconds": first_step,
+        "spatial_dims": dims, "size": size, "batch": batch, "threads": torch.get_num_threads(),
         "seconds_per_step": seconds, "steps_per_second": 1 / seconds, "model_gflop_per_step": flops / 1e9,
-        "achieved_gflops": flops / seconds / 1e9, "matmul_fp32_gflops": peak / 1e9, "mfu": flops / seconds / peak,
-        "peak_rss_mib_start": rss_start, "peak_rss_mib_training": rss_train,
-        "sampling_batch16_seconds": sample_seconds, "peak_rss_mib_after_sampling_batch16": peak_rss_mib(), **gpu,
+        "achieved_gflops": flops / seconds / 1e9, "matmul_gflops": peak / 1e9, "mfu": flops / seconds / peak,
+        "peak_rss_mib_start": rss_start, "peak_rss_mib": peak_rss_mib(), **cuda_memory(device),
     }
+
+
+def sample_case(dims: int, size: int, batch: int, device: torch.device) -> dict:
+    """Sampling alone, in this process: the generator only, one batch, its time and peak RSS."""
+    rss_start = peak_rss_mib()
+    network = default_network(dims, (size,) * dims, 1 if dims == 3 else 3)
+    schema = ConditionSchema({f"a{i}": [str(v) for v in range(n)] for i, n in enumerate(CARDINALITIES)})
+    art = ArtifactConfig("bench", "gan", schema, ConditionPrior.uniform(schema), network)
+    torch.manual_seed(0)
+    sampler = TorchSampler(art, ConditionalGenerator(network, CARDINALITIES).to(device), device)
+    sampler.sample(batch, batch_size=batch)
+    synchronize(device)
+    start = time.perf_counter()
+    sampler.sample(batch, batch_size=batch)
+    synchronize(device)
+    return {"device": str(device), "kind": "sample", "spatial_dims": dims, "size": size, "batch": batch,
+            "seconds_per_batch": time.perf_counter() - start, "peak_rss_mib_start": rss_start,
+            "peak_rss_mib": peak_rss_mib(), **cuda_memory(device)}
+
+
+def cuda_memory(device: torch.device) -> dict:
+    return {"cuda_max_allocated_mib": torch.cuda.max_memory_allocated(device) / 2 ** 20} if device.type == "cuda" else {}
 
 
 def profile_case(kind: str, dims: int, size: int, batch: int, device: torch.device, out: Path) -> None:
@@ -170,8 +185,10 @@ def main() -> None:
         return
     if args.case:
         kind, dims, size, batch, compiled = args.case.split(",")
-        print(json.dumps(run_case(kind, int(dims), int(size), int(batch), args.steps, torch.device(args.device),
-                                  compiled == "1")))
+        device = torch.device(args.device)
+        result = (sample_case(int(dims), int(size), int(batch), device) if kind == "sample" else
+                  run_case(kind, int(dims), int(size), int(batch), args.steps, device, compiled == "1"))
+        print(json.dumps(result))
         return
     results = []
     for what, kind, dims, size, batch, compiled in CASES:
@@ -180,12 +197,14 @@ def main() -> None:
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         result = {"case": what, **json.loads(done.stdout.strip().splitlines()[-1])}
         results.append(result)
+        if kind == "sample":
+            print(f"{what:14s} {size}^{dims} batch {batch}: {result['seconds_per_batch']:.2f} s, "
+                  f"peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)
+            continue
         print(f"{what:14s} {kind}{' compiled' if compiled else ''} {size}^{dims} batch {batch}: "
               f"{result['seconds_per_step']:.2f} s/step (first {result['first_step_seconds']:.0f} s), "
               f"{result['model_gflop_per_step']:.1f} GFLOP/step, MFU {result['mfu']:.2f} "
-              f"(matmul {result['matmul_fp32_gflops']:.0f} GFLOP/s), peak RSS {result['peak_rss_mib_training']:.0f} MiB, "
-              f"sampling 16: {result['sampling_batch16_seconds']:.2f} s, RSS {result['peak_rss_mib_after_sampling_batch16']:.0f} MiB",
-              flush=True)
+              f"(matmul {result['matmul_gflops']:.0f} GFLOP/s), peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
                                     "results": results}, indent=2) + "\n")

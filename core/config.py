@@ -105,7 +105,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     samples_per_grid: int = 8
     num_workers: int = 0
-    compile: bool = False  # torch.compile the trained networks (benchmarks/train_scale.py: 1.15x at 64^3 on CPU, ~2 min to compile)
+    compile: bool = False  # torch.compile the trained networks (benchmarks/train_scale.py: 1.2x at 64^3 on CPU, ~2 min to compile)
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)

@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=non_negative_int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks: the first step takes minutes "
-                   "to compile, later steps are faster (1.15x for the 3D GAN at 64^3 on CPU); for long runs")
+                   "to compile, later steps are faster (1.2x for the 3D GAN at 64^3 on CPU); for long runs")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA (bf16 autocast) when present, else CPU")
     add_geometry_options(p, "training")
     p.set_defaults(func=cmd_train)
