@@ -17,7 +17,7 @@ from synthscape.core.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import atomic_dir, check_new_folder
 from synthscape.core.orders import draw_order, read_plan
-from synthscape.core.shards import Shard, torchrun_shard
+from synthscape.core.shards import Shard, torchrun_environment, torchrun_shard
 from synthscape.domains import available_domains, get_domain
 from synthscape.domains.base import write_samples
 
@@ -106,6 +106,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     part = f" (shard {shard.index}/{shard.count}: samples {samples.indices.min()}-{samples.indices.max()})" if shard else ""
     log.info("wrote %d samples (%d files)%s to %s", len(samples), len(files), part, out)
     return 0
+
+
+def refuse_torchrun(command) -> None:
+    """Only ``train`` and ``sample`` split their work by rank; under torchrun any other command would
+    run N times over the same folder."""
+    env = torchrun_environment()
+    if env is not None and env["WORLD_SIZE"] > 1 and command not in (cmd_train, cmd_sample):
+        name = command.__name__.removeprefix("cmd_")
+        raise SynthscapeError(f"'synthscape {name}' does not run under torchrun (WORLD_SIZE={env['WORLD_SIZE']}): "
+                              "launch it as one process; torchrun is for 'train' and 'sample'")
 
 
 def sample_shard(text: str | None, out: Path) -> tuple[Shard | None, Path]:
@@ -294,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format=f"synthscape[rank {rank}]: %(message)s" if rank else "synthscape: %(message)s")
     try:
+        refuse_torchrun(args.func)
         return args.func(args)
     except SynthscapeError as exc:
         print(f"synthscape: error: {exc}", file=sys.stderr)

@@ -49,6 +49,17 @@ def test_torchrun_variables_are_read_and_checked(monkeypatch):
         torchrun_shard()
 
 
+@pytest.mark.parametrize("argv", [["simulate", "driving", "--out", "{tmp}/d", "--count", "2"],
+                                  ["run", "--out", "{tmp}/r"], ["export", "{tmp}/run", "--out", "{tmp}/g.onnx"]])
+def test_commands_that_do_not_shard_refuse_torchrun(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert f"'synthscape {argv[0]}' does not run under torchrun (WORLD_SIZE=2)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_ranks_split_one_data_stream_like_distributed_sampler():
     whole = list(islice(iter(ResumableSampler(10, seed=3)), 40))
     ranks = [list(islice(iter(ResumableSampler(10, seed=3, rank=r, world=2)), 20)) for r in range(2)]
