@@ -148,6 +148,7 @@ def train(
 
 def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, device_: torch.device,
            group: ProcessGroup, progress: bool, on_checkpoint: CheckpointCallback | None) -> ArtifactConfig:
+    """The loop itself, on this rank, once the run's config is settled."""
     cfg = art.train
     torch.manual_seed(cfg.seed)
     objective = OBJECTIVES[art.model](art.network, cfg, art.schema.cardinalities, device_)
