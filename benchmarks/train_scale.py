@@ -75,9 +75,14 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def network_for(dims: int, size: int):
+    """The default network of the domain's shape: lung-ct CT (1 channel, 3D) or driving RGB (2D)."""
+    return default_network(dims, (size,) * dims, 1 if dims == 3 else 3)
+
+
 def build(kind: str, dims: int, size: int, batch: int, device: torch.device):
     torch.manual_seed(0)
-    network = default_network(dims, (size,) * dims, 1 if dims == 3 else 3)
+    network = network_for(dims, size)
     objective = KINDS[kind](network, TrainConfig(r1_every=R1_EVERY), CARDINALITIES, device)
     layout = memory_format(dims)
     for module in objective.modules.values():
@@ -131,7 +136,7 @@ def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: to
 def sample_case(dims: int, size: int, batch: int, device: torch.device) -> dict:
     """Sampling alone, in this process: the generator only, one batch, its time and peak RSS."""
     rss_start = peak_rss_mib()
-    network = default_network(dims, (size,) * dims, 1 if dims == 3 else 3)
+    network = network_for(dims, size)
     schema = ConditionSchema({f"a{i}": [str(v) for v in range(n)] for i, n in enumerate(CARDINALITIES)})
     art = ArtifactConfig("bench", "gan", schema, ConditionPrior.uniform(schema), network)
     torch.manual_seed(0)

@@ -219,7 +219,7 @@ def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, devic
 
 def restore_noise(noise: torch.Generator, rng: dict, group: ProcessGroup, seed: int, step: int) -> None:
     """This rank's latent-noise stream as saved; a fresh one, said in the log, if the world size changed."""
-    states = rng.get("noise_ranks", [rng["noise"]])
+    states = rng["noise_ranks"] if "noise_ranks" in rng else [rng["noise"]]  # "noise": single-process checkpoints of before
     if len(states) == group.world:
         noise.set_state(states[group.rank])
         return
@@ -230,19 +230,18 @@ def restore_noise(noise: torch.Generator, rng: dict, group: ProcessGroup, seed: 
 
 
 def checkpoint(run: Path, step: int, art: ArtifactConfig, objective: Objective, noise: torch.Generator,
-               group: ProcessGroup | None = None) -> None:
+               group: ProcessGroup) -> None:
     """Checkpoint, then the exportable generator; refuse to write non-finite weights.
 
     Every rank takes part (its noise state is gathered); rank 0 alone writes. The replicas'
     weights are equal, so the non-finite check gives every rank the same answer."""
-    group = group or ProcessGroup()
     for name, module in objective.modules.items():
         if not all(torch.isfinite(p).all() for p in module.parameters()):
             raise TrainingDiverged(f"training diverged by step {step}: {name} weights are NaN or Inf; earlier checkpoints are intact")
     noise_ranks = group.gather(noise.get_state().cpu())
     if group.is_main:
         save_checkpoint(run, step, objective.modules, objective.optimizers,
-                        {"noise": noise_ranks[0], "noise_ranks": noise_ranks, "torch": torch.get_rng_state()})
+                        {"noise_ranks": noise_ranks, "torch": torch.get_rng_state()})
         art.step = step
         save_generator(run, art, objective.sampler_network)
     group.barrier()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -106,16 +105,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
     part = f" (shard {shard.index}/{shard.count}: samples {samples.indices.min()}-{samples.indices.max()})" if shard else ""
     log.info("wrote %d samples (%d files)%s to %s", len(samples), len(files), part, out)
     return 0
-
-
-def refuse_torchrun(command) -> None:
-    """Only ``train`` and ``sample`` split their work by rank; under torchrun any other command would
-    run N times over the same folder."""
-    env = torchrun_environment()
-    if env is not None and env["WORLD_SIZE"] > 1 and command not in (cmd_train, cmd_sample):
-        name = command.__name__.removeprefix("cmd_")
-        raise SynthscapeError(f"'synthscape {name}' does not run under torchrun (WORLD_SIZE={env['WORLD_SIZE']}): "
-                              "launch it as one process; torchrun is for 'train' and 'sample'")
 
 
 def sample_shard(text: str | None, out: Path) -> tuple[Shard | None, Path]:
@@ -300,11 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    rank = os.environ.get("RANK") if os.environ.get("WORLD_SIZE", "1") != "1" else None  # under torchrun
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format=f"synthscape[rank {rank}]: %(message)s" if rank else "synthscape: %(message)s")
     try:
-        refuse_torchrun(args.func)
+        env = torchrun_environment()
+        distributed = env is not None and env["WORLD_SIZE"] > 1
+        logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                            format=f"synthscape[rank {env['RANK']}]: %(message)s" if distributed else "synthscape: %(message)s")
+        if distributed and args.func not in (cmd_train, cmd_sample):  # the others would run N times over one folder
+            name = args.func.__name__.removeprefix("cmd_")
+            raise SynthscapeError(f"'synthscape {name}' does not run under torchrun (WORLD_SIZE={env['WORLD_SIZE']}): "
+                                  "launch it as one process; torchrun is for 'train' and 'sample'")
         return args.func(args)
     except SynthscapeError as exc:
         print(f"synthscape: error: {exc}", file=sys.stderr)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import write_text
