@@ -3,6 +3,8 @@
 Layout: ``checkpoint/step-00000500/{weights.safetensors, state.pt}`` plus ``checkpoint/latest.json``
 naming the newest complete one. A checkpoint folder is built under a temporary name and renamed
 into place; ``latest.json`` is replaced atomically after it, so it always names a whole folder.
+Old folders are renamed to a hidden temporary name before they are deleted, so a kill at any
+moment leaves every ``step-*`` folder whole; the next save sweeps the hidden leftovers away.
 Weights go through safetensors; optimizer and RNG state (tensors, numbers, lists) through
 ``torch.save`` and back through ``torch.load(weights_only=True)``.
 """
@@ -10,7 +12,7 @@ Weights go through safetensors; optimizer and RNG state (tensors, numbers, lists
 from __future__ import annotations
 
 import json
-import shutil
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_dir, write_json
+from synthscape.core.fileio import atomic_dir, remove_leftovers, remove_tree, write_json
 
 KEEP = 2
 
@@ -58,24 +60,37 @@ def save_checkpoint(run: Path, step: int, modules: Mapping[str, nn.Module],
                     optimizers: Mapping[str, torch.optim.Optimizer], rng: Mapping[str, torch.Tensor]) -> Path:
     root = run / "checkpoint"
     final = root / f"step-{step:08d}"
+    remove_leftovers(root)  # this folder is the run's alone: any temporary in it is a killed save's
     if final.exists():  # left by a run that crashed before updating latest.json: not the latest
-        shutil.rmtree(final)
+        remove_tree(final)
     with atomic_dir(final) as tmp:
         save_file(flatten_state(modules), tmp / "weights.safetensors")
         state = {"step": step, "optimizers": {k: o.state_dict() for k, o in optimizers.items()}, "rng": dict(rng)}
         torch.save(state, tmp / "state.pt")
     write_json(root / "latest.json", {"step": step, "folder": final.name})
-    for old in sorted(root.glob("step-*"))[:-KEEP]:
-        shutil.rmtree(old)
+    prune(root, step)
     return final
+
+
+def prune(root: Path, step: int) -> None:
+    """Keep the ``KEEP`` newest checkpoints up to ``step``; later ones are a killed run's, never named by latest.json."""
+    folders = sorted((int(p.name[5:]), p) for p in root.iterdir() if re.fullmatch(r"step-\d+", p.name) and p.is_dir())
+    kept = [p for s, p in folders if s <= step][-KEEP:]
+    for _, folder in folders:
+        if folder not in kept:
+            remove_tree(folder)
 
 
 def latest_checkpoint(run: Path) -> Path | None:
     pointer = run / "checkpoint" / "latest.json"
     if not pointer.is_file():
         return None
-    folder = run / "checkpoint" / json.loads(pointer.read_text())["folder"]
-    if not folder.is_dir():
+    try:
+        name = json.loads(pointer.read_text())["folder"]
+    except (ValueError, KeyError, TypeError):
+        raise SynthscapeError(f"{pointer} is not a checkpoint pointer (expected JSON with a \"folder\")") from None
+    folder = run / "checkpoint" / str(name)
+    if not folder.is_dir() or folder.parent != run / "checkpoint":
         raise SynthscapeError(f"{pointer} names {folder.name}, which does not exist")
     return folder
 

@@ -20,9 +20,31 @@ from typing import Any
 
 import numpy as np
 
-from synthscape.core.errors import SynthscapeError
+from synthscape.core.errors import SynthscapeError, shown
 
 Condition = Mapping[str, str]
+
+
+def _label(text: Any, what: str, forbidden: str = ",") -> str:
+    """An attribute name or value: text (or a number) that survives the CLI spelling
+    ``attribute=value`` and ``SyntheticDataset``'s ``"a=v,b=w"``, so every value can be asked for."""
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise SynthscapeError(f"{what} must be text, got {shown(repr(text))}")
+    text = str(text)
+    if not text or text != text.strip() or not text.isprintable() or any(c in text for c in forbidden):
+        raise SynthscapeError(f"{what} must be non-empty printable text without surrounding spaces or "
+                              f"{' or '.join(repr(c) for c in forbidden)}, got {shown(repr(text))}")
+    return text
+
+
+def _pairs(attributes: Any) -> list[tuple[Any, Any]]:
+    """``{name: values}`` or ``[(name, values), ...]`` (as config.json or a caller gives it) -> pairs."""
+    if isinstance(attributes, Mapping):
+        return list(attributes.items())
+    if isinstance(attributes, Sequence) and not isinstance(attributes, (str, bytes)) and all(
+            isinstance(item, Sequence) and not isinstance(item, (str, bytes)) and len(item) == 2 for item in attributes):
+        return [tuple(item) for item in attributes]
+    raise SynthscapeError(f"a condition schema is a mapping {{attribute: [values]}}, got {shown(repr(attributes))}")
 
 
 @dataclass(frozen=True)
@@ -32,17 +54,19 @@ class ConditionSchema:
     attributes: tuple[tuple[str, tuple[str, ...]], ...]
 
     def __init__(self, attributes: Mapping[str, Sequence[str]] | Sequence[tuple[str, Sequence[str]]]):
-        items = list(attributes.items()) if isinstance(attributes, Mapping) else list(attributes)
+        items = _pairs(attributes)
         if not items:
             raise SynthscapeError("a condition schema needs at least one attribute")
         normalised = []
         for name, values in items:
-            values = tuple(str(v) for v in values)
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+                raise SynthscapeError(f"attribute {shown(repr(name))} needs a list of values, got {shown(repr(values))}")
+            values = tuple(_label(v, f"a value of attribute {shown(repr(name))}") for v in values)
             if not values or len(set(values)) != len(values):
-                raise SynthscapeError(f"attribute {name!r} needs distinct values, got {list(values)}")
-            normalised.append((str(name), values))
+                raise SynthscapeError(f"attribute {shown(repr(name))} needs distinct values, got {shown(list(values))}")
+            normalised.append((_label(name, "an attribute name", forbidden="=,"), values))
         if len({n for n, _ in normalised}) != len(normalised):
-            raise SynthscapeError(f"attribute names repeat in {[n for n, _ in normalised]}")
+            raise SynthscapeError(f"attribute names repeat in {shown([n for n, _ in normalised])}")
         object.__setattr__(self, "attributes", tuple(normalised))
 
     # -- structure -------------------------------------------------------------------------
@@ -67,7 +91,7 @@ class ConditionSchema:
     # -- validation ------------------------------------------------------------------------
     def _check_attribute(self, attribute: str) -> str:
         if attribute not in self.names:
-            raise SynthscapeError(f"unknown condition attribute {attribute!r}; valid attributes: {', '.join(self.names)}")
+            raise SynthscapeError(f"unknown condition attribute {shown(repr(attribute))}; valid attributes: {', '.join(self.names)}")
         return attribute
 
     def validate(self, condition: Condition) -> dict[str, str]:
@@ -79,7 +103,7 @@ class ConditionSchema:
             valid = self.values(attribute)
             if str(value) not in valid:
                 raise SynthscapeError(
-                    f"unknown value {value!r} for condition attribute {attribute!r}; valid values: {', '.join(valid)}"
+                    f"unknown value {shown(repr(value))} for condition attribute {attribute!r}; valid values: {', '.join(valid)}"
                 )
             checked[attribute] = str(value)
         return checked
@@ -88,12 +112,14 @@ class ConditionSchema:
     def parse(pairs: Iterable[str]) -> dict[str, str]:
         """Parse the CLI spelling ``["weather=fog", "time=night"]`` (validate separately)."""
         condition: dict[str, str] = {}
-        for pair in pairs:
+        for pair in [pairs] if isinstance(pairs, str) else pairs:
+            if not isinstance(pair, str):
+                raise SynthscapeError(f"condition {shown(repr(pair))} is not text of the form attribute=value")
             attribute, sep, value = pair.partition("=")
             if not sep or not attribute.strip() or not value.strip():
-                raise SynthscapeError(f"condition {pair!r} is not of the form attribute=value")
+                raise SynthscapeError(f"condition {shown(repr(pair))} is not of the form attribute=value")
             if attribute.strip() in condition:
-                raise SynthscapeError(f"condition attribute {attribute.strip()!r} given twice")
+                raise SynthscapeError(f"condition attribute {shown(repr(attribute.strip()))} given twice")
             condition[attribute.strip()] = value.strip()
         return condition
 

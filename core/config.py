@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,12 +107,35 @@ class TrainConfig:
     samples_per_grid: int = 8
     num_workers: int = 0
     compile: bool = False  # torch.compile the trained networks (benchmarks/train_scale.py: 1.2x at 64^3 on CPU, ~2 min to compile)
+    # Differential privacy (DP-SGD with Opacus; core/privacy.py, docs/privacy.md). dp_epsilon None: off.
+    dp_epsilon: float | None = None
+    dp_delta: float | None = None  # None: min(1e-5, 1 / N^1.1) for N training items (core/privacy.py)
+    dp_max_grad_norm: float = 1.0  # per-sample gradient clip
 
     def __post_init__(self) -> None:
         self.betas = tuple(float(b) for b in self.betas)
         for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "samples_per_grid"):
             if int(getattr(self, name)) < 1:
                 raise SynthscapeError(f"{name} must be at least 1, got {getattr(self, name)}")
+        self._check_privacy()
+
+    @property
+    def private(self) -> bool:
+        return self.dp_epsilon is not None
+
+    def _check_privacy(self) -> None:
+        """Refuse DP settings that have no meaning, before any data is read."""
+        if self.dp_epsilon is not None and not (isinstance(self.dp_epsilon, (int, float)) and 0 < self.dp_epsilon < math.inf):
+            raise SynthscapeError(f"dp_epsilon (--dp-epsilon) must be a positive number, got {self.dp_epsilon!r}")
+        if self.dp_delta is not None and not (isinstance(self.dp_delta, (int, float)) and 0 < self.dp_delta < 1):
+            raise SynthscapeError(f"dp_delta (--dp-delta) must lie strictly between 0 and 1, got {self.dp_delta!r}")
+        if not (isinstance(self.dp_max_grad_norm, (int, float)) and 0 < self.dp_max_grad_norm < math.inf):
+            raise SynthscapeError(f"dp_max_grad_norm (--dp-max-grad-norm) must be a positive number, got {self.dp_max_grad_norm!r}")
+        if self.dp_epsilon is None and self.dp_delta is not None:
+            raise SynthscapeError("dp_delta (--dp-delta) was given without dp_epsilon (--dp-epsilon): say which epsilon to train to")
+        if self.private and self.compile:
+            raise SynthscapeError("differentially private training does not run compiled: Opacus' per-sample gradient "
+                                  "hooks do not survive torch.compile; drop --compile or --dp-epsilon")
 
 
 @dataclass
@@ -126,10 +150,15 @@ class ArtifactConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     domain_meta: dict[str, Any] = field(default_factory=dict)
     step: int = 0
+    # DP-SGD runs only (core/privacy.py): the plan (target epsilon, delta, noise multiplier, clip,
+    # sample rate, steps, accountant) and, from each checkpoint on, the epsilon spent so far
+    privacy: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_KINDS:
             raise SynthscapeError(f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}")
+        if self.privacy is not None and not isinstance(self.privacy, dict):
+            raise SynthscapeError(f"privacy must be a JSON object or absent, got {type(self.privacy).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,14 +173,21 @@ class ArtifactConfig:
             "train": dataclasses.asdict(self.train),
             "domain_meta": self.domain_meta,
             "output_range": [-1.0, 1.0],
+            **({"privacy": self.privacy} if self.privacy is not None else {}),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config.json") -> ArtifactConfig:
-        if data.get("format") != FORMAT:
-            raise SynthscapeError(f"{source} is not a synthscape generator config (format={data.get('format')!r})")
-        if data.get("format_version", 0) > FORMAT_VERSION:
-            raise SynthscapeError(f"{source} has format_version {data['format_version']}; this synthscape reads up to {FORMAT_VERSION}")
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
+            raise SynthscapeError(f"{source} is not a synthscape generator config (format={found!r})")
+        version = data.get("format_version", 0)
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise SynthscapeError(f"{source} has format_version {version!r}, expected an integer")
+        if version > FORMAT_VERSION:
+            raise SynthscapeError(f"{source} has format_version {version}; this synthscape reads up to {FORMAT_VERSION}")
+        if not isinstance(data.get("domain_meta", {}), Mapping):
+            raise SynthscapeError(f"{source} has domain_meta of type {type(data['domain_meta']).__name__}, expected a JSON object")
         try:
             schema = ConditionSchema.from_dict(data["schema"])
             return cls(
@@ -163,9 +199,12 @@ class ArtifactConfig:
                 train=TrainConfig(**data.get("train", {})),
                 domain_meta=dict(data.get("domain_meta", {})),
                 step=int(data.get("step", 0)),
+                privacy=data.get("privacy"),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise SynthscapeError(f"{source} is missing or has a malformed field: {exc}") from None
+        except SynthscapeError as exc:  # a field's own check: say which file it is in
+            raise SynthscapeError(f"{source}: {exc}") from None
 
     @classmethod
     def read(cls, path: str | Path) -> ArtifactConfig:

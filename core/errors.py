@@ -7,3 +7,10 @@ class SynthscapeError(Exception):
 
 class TrainingDiverged(SynthscapeError):
     """A loss or a weight became NaN or Inf; the last good checkpoint is left as it was."""
+
+
+def shown(value: object, limit: int = 72) -> str:
+    """A value quoted in an error message: printable, on one line and short, whatever a corrupt
+    file or a stray paste put in it, so that the message stays the one line the CLI promises."""
+    text = value if isinstance(value, str) and value.isprintable() else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

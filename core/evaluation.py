@@ -122,6 +122,18 @@ def rarest(train: np.ndarray, held: np.ndarray, cardinalities: Sequence[int]) ->
     return best[1], best[2]
 
 
+def privacy_row(privacy: dict) -> MetricRow:
+    """The epsilon a DP-SGD run spent beside its target: ok when it stayed within it."""
+    spent = privacy.get("epsilon_spent")
+    modules = ", ".join(privacy.get("private_modules", [])) or "?"
+    return MetricRow("privacy", f"epsilon spent (DP-SGD, delta {privacy.get('delta', float('nan')):.3g})", spent,
+                     privacy.get("epsilon_target"), "lower",
+                     f"reference: the target epsilon; private: {modules}; noise multiplier "
+                     f"{privacy.get('noise_multiplier', float('nan')):.3g}, clip {privacy.get('max_grad_norm')}, "
+                     f"{privacy.get('steps_taken')} steps at sample rate {privacy.get('sample_rate', float('nan')):.3g} "
+                     f"({privacy.get('accountant')} accountant); condition counts are not private", tolerance=0.0)
+
+
 def evaluate(sampler: Sampler, images: np.ndarray, conditions: np.ndarray, spatial_dims: int,
              holdout: float = 0.25, seed: int = 0, settings: EvaluationSettings | None = None) -> Evaluation:
     """Score ``sampler`` against real ``images`` / ``conditions`` (float32 [N, C, ...] in [-1, 1], int64 [N, A])."""
@@ -195,5 +207,9 @@ def evaluate(sampler: Sampler, images: np.ndarray, conditions: np.ndarray, spati
                           dcr["near_copy_share"], 0.05, "lower", f"exact copies: {dcr['exact_copy_share']:.3f}", tolerance=1.0))
     values["memorisation"] = {k: v for k, v in dcr.items() if k != "closest_pairs"}
     pairs = [(matched[g], x_train[t], float(d)) for g, t, d in dcr["closest_pairs"][:4]]
+    privacy = getattr(getattr(sampler, "config", None), "privacy", None)
+    if privacy:  # a DP-SGD run (core/privacy.py): its budget, from config.json
+        rows.append(privacy_row(privacy))
+        values["privacy"] = privacy
     return Evaluation(rows, values, generated, schema.decode(generated_rows), images[real_index],
                       schema.decode(conditions[real_index]), pairs, x_held, matched)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_UMASK)  # again: some writers (safetensors) make the file anew, 0600
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -50,21 +53,90 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder; it becomes ``path`` (which must not exist) on success."""
+def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary folder; it becomes ``path`` on success.
+
+    ``path`` must not exist (or be an empty folder), unless ``overwrite``: then the old folder is
+    moved aside only once the new one is whole, and removed only once the new one is in its place,
+    so a crash or an error at any point leaves the old outputs (or, in the split second between the
+    two renames, both: the old one under ``.NAME.*.old``) and never a half-written folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(path.parent, [path.name])  # a killed earlier attempt at this very folder
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder the mode mkdir would
     try:
         yield tmp
-        os.rename(tmp, path)
+        if overwrite and path.is_dir() and any(path.iterdir()):
+            _replace_dir(tmp, path)
+        else:
+            os.rename(tmp, path)  # onto a missing or empty folder; a non-empty one raises
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
 
 
-def check_new_folder(path: Path) -> None:
-    """Outputs go to a new (or empty) folder: nothing the user made is overwritten."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise SynthscapeError(f"{path} already exists and is not empty; choose another --out or remove it")
+def _replace_dir(new: Path, old: Path) -> None:
+    """Swap the complete folder ``new`` in for ``old``, then delete the old one."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{old.name}.", suffix=".old", dir=old.parent))
+    aside.rmdir()  # a unique free name (Windows renames no folder onto an existing one)
+    os.rename(old, aside)
+    try:
+        os.rename(new, old)
+    except OSError:
+        os.rename(aside, old)  # put the old outputs back as they were
+        raise
+    shutil.rmtree(aside)
+
+
+# what atomic_path and atomic_dir name their temporaries: "." + NAME + "." + mkstemp's 8 characters + suffix
+_LEFTOVER = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.(?P<kind>partial|tmp)")
+
+
+def leftovers(folder: Path, names: Iterable[str] | None = None) -> list[Path]:
+    """The temporaries a killed process left in ``folder`` (of ``names`` only, if given).
+
+    Only ``.NAME.XXXXXXXX.partial`` folders and ``.NAME.XXXXXXXX.tmp`` files match: names this
+    module makes up, so nothing of the user's is ever among them."""
+    wanted = None if names is None else set(names)
+    found = []
+    for entry in (sorted(Path(folder).iterdir()) if Path(folder).is_dir() else ()):
+        match = _LEFTOVER.fullmatch(entry.name)
+        if match is None or (wanted is not None and match["name"] not in wanted) or entry.is_symlink():
+            continue
+        if entry.is_dir() if match["kind"] == "partial" else entry.is_file():
+            found.append(entry)
+    return found
+
+
+def remove_leftovers(folder: Path, names: Iterable[str] | None = None) -> list[Path]:
+    """Delete ``leftovers(folder, names)``. A process still writing the same target at that moment
+    loses its temporary and fails at its rename: it never leaves a mix under the final name."""
+    found = leftovers(folder, names)
+    for entry in found:
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    return found
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a folder so that a kill midway leaves a hidden leftover, never half of it under its name."""
+    doomed = path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial")
+    os.rename(path, doomed)
+    shutil.rmtree(doomed)
+
+
+def check_new_folder(path: Path, *, overwrite: bool = False, inputs: Iterable[Path] = ()) -> None:
+    """Outputs go to a new (or empty) folder: nothing the user made is overwritten unless asked
+    (``--overwrite``), and never a folder holding one of the command's ``inputs``."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SynthscapeError(f"{path} already exists and is a file, not a folder; choose another --out")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if not overwrite:
+        raise SynthscapeError(f"{path} already exists and is not empty; pass --overwrite to replace it, "
+                              "or choose another --out")
+    for source in inputs:
+        if Path(source).resolve().is_relative_to(path.resolve()):
+            raise SynthscapeError(f"--out {path} holds the input {source}; --overwrite would delete it: "
+                                  "choose another --out")

@@ -52,8 +52,19 @@ def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.T
 
 
 class GAN(Objective):
+    """Hinge GAN with a projection critic.
+
+    Under DP-SGD (``make_private``) only the critic is private: the generator never sees a real
+    image, it learns from the critic's scores of its own samples, so whatever it learns is
+    post-processing of the private critic and needs no noise of its own. For that to hold, its
+    step must not read the real batch either: its conditions are drawn from the condition counts
+    of config.json (which are released as they are: docs/privacy.md), not taken from the batch.
+    """
+
     metric_names = ("loss_d", "loss_g", "d_real", "d_fake", "r1")
     compiled = ("generator", "critic")
+    private_modules = ("critic",)
+    private_optimizer = "critic"
 
     def __init__(self, network, train, cardinalities, device):
         super().__init__(network, train, cardinalities, device)
@@ -65,6 +76,16 @@ class GAN(Objective):
             "generator": self.adam(self.generator, lr=train.lr_generator),
             "critic": self.adam(self.critic, lr=train.lr_critic),
         }
+        self.prior: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def make_private(self, plan, prior) -> None:
+        from synthscape.core.errors import SynthscapeError
+        from synthscape.core.privacy import prior_conditions
+
+        if self.train.r1_gamma > 0:  # core.privacy.private_settings turns it off for training runs
+            raise SynthscapeError("DP training needs r1_gamma 0: the R1 penalty's double backward has no per-sample gradients")
+        super().make_private(plan, prior)
+        self.prior = prior_conditions(prior, self.device)
 
     @property
     def sampler_network(self) -> nn.Module:
@@ -79,41 +100,62 @@ class GAN(Objective):
         return grad.square().flatten(1).sum(1).mean()
 
     def step(self, images, condition, step, noise, autocast: Autocast = no_autocast):
+        metrics = self.critic_step(images, condition, step, noise, autocast)
+        if self.prior is not None:  # DP: the generator step reads nothing of the real batch
+            combos, counts = self.prior
+            condition = combos[torch.multinomial(counts, self.train.batch_size, True, generator=noise)]
+        metrics.update(self.generator_step(condition, step, noise, autocast))
+        return metrics
+
+    def critic_step(self, images, condition, step, noise, autocast: Autocast) -> dict[str, torch.Tensor]:
+        """Hinge loss on the real batch and fakes drawn for its labels, then lazy R1.
+
+        Under DP-SGD real item i and its fake form one sample: the critic runs on both before one
+        backward, Opacus adds their per-sample gradients row by row, and the pair is clipped as one."""
         batch = images.shape[0]
         cfg = self.train
-        # critic: hinge loss, fakes drawn for the real batch's labels
+        self.critic.requires_grad_(True)  # first: Opacus clears only the parameters that require grad
+        self.optimizers["critic"].zero_grad(set_to_none=True)
+        if batch == 0:  # only a Poisson batch (DP) is ever empty: the step is noise alone
+            self.dp.no_data()
+            self.optimizer_step("critic", noise)
+            return {}
         with torch.no_grad(), autocast():
             fake = self.generator(self.latents(batch, noise), condition)
-        self.critic.requires_grad_(True)
         with autocast():
             d_real = self.critic(images, condition).float()
             d_fake = self.critic(fake, condition).float()
             loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-        self.optimizers["critic"].zero_grad(set_to_none=True)
-        loss_d.backward()
+        if self.dp is not None:  # per-sample gradients of the sum; DPOptimizer divides by the expected batch
+            (F.relu(1 - d_real) + F.relu(1 + d_fake)).sum().backward()
+        else:
+            loss_d.backward()
         r1 = None
         if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:  # lazy: scaled up, applied every r1_every steps
             r1 = self.r1_penalty(images, condition)
             (0.5 * cfg.r1_gamma * cfg.r1_every * r1).backward()
-        self.optimizer_step("critic")
+        self.optimizer_step("critic", noise)
+        metrics = {"loss_d": loss_d.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+        if r1 is not None:
+            metrics["r1"] = r1.detach()
+        return metrics
 
-        # generator
+    def generator_step(self, condition, step, noise, autocast: Autocast) -> dict[str, torch.Tensor]:
+        batch = condition.shape[0]
+        cfg = self.train
         self.critic.requires_grad_(False)
         z = self.latents(batch, noise)
         if cfg.mode_seeking > 0 and batch >= 2:  # pairs share a condition: see mode_seeking_loss
             half = batch // 2
             condition = torch.cat([condition[:half], condition[:half], condition[2 * half:]])
-        with autocast():
+        with autocast(), self.unprivate():
             fake = self.generator(z, condition)
             loss_g = -self.critic(fake, condition).float().mean()
             if cfg.mode_seeking > 0 and batch >= 2:
                 loss_g = loss_g + cfg.mode_seeking * mode_seeking_loss(fake.float(), z, batch // 2)
         self.optimizers["generator"].zero_grad(set_to_none=True)
-        loss_g.backward()
+        with self.unprivate():
+            loss_g.backward()
         self.optimizer_step("generator")
         self.ema.update(self.generator, step)
-        metrics = {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "d_real": d_real.detach().mean(),
-                   "d_fake": d_fake.detach().mean()}
-        if r1 is not None:
-            metrics["r1"] = r1.detach()
-        return metrics
+        return {"loss_g": loss_g.detach()}

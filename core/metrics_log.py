@@ -22,9 +22,9 @@ class MetricsLog:
         self.columns = ["step", *names]
         if resume_step is not None and self.path.is_file():
             self._truncate_after(resume_step)
-        if not self.path.is_file():
-            with atomic_path(self.path) as tmp:
-                tmp.write_text(",".join(self.columns) + "\n")
+        if not self.path.is_file():  # csv's own line ends, as the rows and a resume's rewrite have them
+            with atomic_path(self.path) as tmp, tmp.open("w", newline="") as handle:
+                csv.writer(handle).writerow(self.columns)
         self.tensorboard = None
         if importlib.util.find_spec("tensorboard") is not None:
             from torch.utils.tensorboard import SummaryWriter

@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ContextManager
+from typing import TYPE_CHECKING, ContextManager
 
 import torch
 from torch import nn
 
 from synthscape.core.config import NetworkConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from synthscape.core.conditions import ConditionPrior
+    from synthscape.core.privacy import DPSGD, PrivacyPlan
 
 Autocast = Callable[[], ContextManager]
 
@@ -28,6 +32,9 @@ class Objective(ABC):
 
     metric_names: tuple[str, ...]
     compiled: tuple[str, ...] = ()  # the modules that TrainConfig.compile hands to torch.compile
+    # DP-SGD (core/privacy.py): the modules that receive a gradient from a real sample, and their optimizer
+    private_modules: tuple[str, ...] = ()
+    private_optimizer: str = ""
 
     def __init__(self, network: NetworkConfig, train: TrainConfig, cardinalities: list[int], device: torch.device):
         self.network, self.train, self.cardinalities, self.device = network, train, cardinalities, device
@@ -35,12 +42,30 @@ class Objective(ABC):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         # Called on each optimizer's parameters before it steps; torchrun averages gradients here.
         self.gradient_sync: Callable[[list[torch.Tensor]], None] = lambda parameters: None
+        self.dp: DPSGD | None = None
 
-    def optimizer_step(self, name: str) -> None:
-        """Step optimizer ``name`` on its (synchronised) gradients."""
+    def make_private(self, plan: PrivacyPlan, prior: ConditionPrior) -> None:
+        """Train ``private_modules`` with DP-SGD from now on: their optimizer becomes Opacus'
+        ``DPOptimizer`` (same state_dict, so checkpoints keep their layout)."""
+        from synthscape.core.privacy import DPSGD
+
+        modules = {name: self.modules[name] for name in self.private_modules}
+        self.dp = DPSGD(plan, modules, self.optimizers[self.private_optimizer])
+        self.optimizers[self.private_optimizer] = self.dp.optimizer
+
+    def optimizer_step(self, name: str, noise: torch.Generator | None = None) -> None:
+        """Step optimizer ``name`` on its (synchronised) gradients; a private one draws its DP noise from ``noise``."""
         optimizer = self.optimizers[name]
+        if self.dp is not None and optimizer is self.dp.optimizer:
+            if noise is None:
+                raise ValueError(f"the private optimizer {name!r} needs the run's noise generator")
+            self.dp.use_noise(noise)
         self.gradient_sync([p for group in optimizer.param_groups for p in group["params"]])
         optimizer.step()
+
+    def unprivate(self) -> ContextManager:
+        """Run the private modules outside DP-SGD's bookkeeping (no-op when not private)."""
+        return self.dp.paused() if self.dp is not None else contextlib.nullcontext()
 
     def adam(self, *modules: nn.Module, lr: float) -> torch.optim.Adam:
         params = [p for m in modules for p in m.parameters()]

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from synthscape.core.conditions import ConditionSchema
-from synthscape.core.errors import SynthscapeError
+from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.fileio import atomic_path
 
 LABELS = "labels.csv"
@@ -25,38 +25,69 @@ def write_labels(folder: Path, rows: Sequence[Mapping[str, object]], schema: Con
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in columns})
     with atomic_path(folder / LABELS) as tmp:
-        tmp.write_text(buffer.getvalue())
+        tmp.write_text(buffer.getvalue(), encoding="utf-8")
     return folder / LABELS
 
 
 def read_labels(folder: Path, schema: ConditionSchema, file_columns: Iterable[str] = ("path",)) -> list[dict[str, str]]:
     """Read and check ``folder/labels.csv``: every attribute column present, every value valid,
-    every file named in ``file_columns`` present. Paths stay relative to ``folder``."""
+    every file named in ``file_columns`` present. Paths stay relative to ``folder``. UTF-8, with or
+    without the byte-order mark spreadsheet programs put first."""
     path = Path(folder) / LABELS
     if not path.is_file():
         raise SynthscapeError(f"{path} not found: a data set folder holds its files plus labels.csv")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [c for c in ("path", *schema.names) if c not in header]
-        if missing:
-            raise SynthscapeError(f"{path} lacks column(s) {', '.join(missing)}; expected path, {', '.join(schema.names)}")
-        rows = list(reader)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in ("path", *schema.names) if c not in header]
+            if missing:
+                raise SynthscapeError(f"{path} lacks column(s) {', '.join(missing)}; expected path, "
+                                      f"{', '.join(schema.names)}{_other_domain(header, schema)}")
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise SynthscapeError(f"{path} is not a UTF-8 CSV file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
     if not rows:
         raise SynthscapeError(f"{path} has no rows")
     seen: set[str] = set()
     for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():  # csv.DictReader's marks of surplus and missing fields
+            raise SynthscapeError(f"{path} line {line}: {'more' if None in row else 'fewer'} fields than the "
+                                  f"{len(header)} columns of the header, expected one value per column")
         try:
             schema.validate({name: row[name] for name in schema.names})
         except SynthscapeError as exc:
             raise SynthscapeError(f"{path} line {line}: {exc}") from None
+        if not row["path"].strip():
+            raise SynthscapeError(f"{path} line {line}: empty path, expected a file relative to {folder}")
         if row["path"] in seen:
-            raise SynthscapeError(f"{path} line {line}: {row['path']} is listed twice")
+            raise SynthscapeError(f"{path} line {line}: {shown(row['path'])} is listed twice")
         seen.add(row["path"])
         for column in file_columns:
-            if row.get(column) and not (Path(folder) / row[column]).exists():
-                raise SynthscapeError(f"{path} line {line}: {column} {row[column]} does not exist in {folder}")
+            if row.get(column) and not _exists(Path(folder), row[column], f"{path} line {line}: {column}"):
+                raise SynthscapeError(f"{path} line {line}: {column} {shown(row[column])} does not exist in {folder}")
     return rows
+
+
+def _exists(folder: Path, name: str, where: str) -> bool:
+    """Whether ``folder/name`` exists; a name no file system can hold (a NUL, too long) is an error."""
+    try:
+        return (folder / name).exists()
+    except (OSError, ValueError) as exc:
+        raise SynthscapeError(f"{where} {shown(repr(name))} is not a usable file name ({shown(str(exc))})") from None
+
+
+def _other_domain(header: Sequence[str | None], schema: ConditionSchema) -> str:
+    """`` (a lung-ct data set, where driving data is expected)`` when the header is another
+    registered domain's: a model or reader of one domain pointed at the other's data."""
+    from synthscape.domains.base import available_domains  # at call time: the domains import this module
+
+    domains = available_domains().values()
+    expected = next((d.name for d in domains if d.schema == schema), None)
+    found = next((d.name for d in domains if d.schema != schema and set(d.schema.names) <= set(header)), None)
+    if found is None:
+        return ""
+    return f" (its columns are a {found} data set's, where {expected or 'other'} data is expected)"
 
 
 def unlisted_files(root: Path, found: Iterable[Path], listed: Iterable[str]) -> list[str]:

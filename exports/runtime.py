@@ -40,6 +40,19 @@ def execution_providers(device: str) -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
+def read_metadata(path: Path, text: str) -> dict:
+    """The ``synthscape`` metadata entry: the run's config.json as a JSON object."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SynthscapeError(f"{path} has '{METADATA_KEY}' metadata that is not JSON ({exc}); re-export it "
+                              "with 'synthscape export'") from None
+    if not isinstance(data, dict):
+        raise SynthscapeError(f"{path} has '{METADATA_KEY}' metadata that is a JSON {type(data).__name__}, "
+                              "expected the run's config.json object")
+    return data
+
+
 class OnnxSampler(Sampler):
     """``.sample(count, condition=..., seed=...)`` on onnxruntime; the same images as the run's
     torch sampler for the same seed (within float tolerance). ``providers`` overrides the choice
@@ -58,7 +71,7 @@ class OnnxSampler(Sampler):
         metadata = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in metadata:
             raise SynthscapeError(f"{path} has no '{METADATA_KEY}' metadata: it was not written by 'synthscape export'")
-        self.config = ArtifactConfig.from_dict(json.loads(metadata[METADATA_KEY]), source=str(path))
+        self.config = ArtifactConfig.from_dict(read_metadata(path, metadata[METADATA_KEY]), source=str(path))
         self.schema, self.prior = self.config.schema, self.config.prior
         self.latent_dim = self.config.network.latent_dim
         self.domain, self.domain_meta = self.config.domain, self.config.domain_meta

@@ -30,6 +30,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -56,8 +63,8 @@ def domain_options(args: argparse.Namespace, names: Sequence[str]) -> dict:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     domain = get_domain(args.domain)
-    out = refuse_existing(args.out)
-    with atomic_dir(out) as tmp:
+    out = refuse_existing(args.out, args.overwrite)
+    with atomic_dir(out, overwrite=args.overwrite) as tmp:
         domain.simulate(tmp, count=args.count, seed=args.seed, **domain_options(args, ("size", "spacing", "formats", "view", "workers")))
     log.info("simulated %d %s samples in %s", args.count, args.domain, out)
     return 0
@@ -71,13 +78,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise SynthscapeError(f"--data {args.data} is not a folder")
     dataset = domain.dataset(args.data, **domain_options(args, ("size", "spacing")))
+    rates = {name: value for name in ("lr_generator", "lr_critic") if (value := getattr(args, name)) is not None}
     config = TrainConfig(
-        steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr_generator=args.lr_generator,
-        lr_critic=args.lr_critic, log_every=args.log_every, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, num_workers=args.workers, compile=args.compile,
+        steps=args.steps, batch_size=args.batch_size, seed=args.seed, **rates, log_every=args.log_every,
+        eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, num_workers=args.workers, compile=args.compile,
+        dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta, dp_max_grad_norm=args.dp_max_grad_norm,
     )
     train(dataset, args.out, model=args.model, schema=domain.schema, domain=domain.name, config=config,
-          domain_meta=getattr(dataset, "meta", {}), resume=args.resume, device=args.device)
+          domain_meta=getattr(dataset, "meta", {}), resume=args.resume, device=args.device,
+          resume_overrides=tuple(rates))  # rates given with --resume replace the run's (lower, after a divergence)
     return 0
 
 
@@ -97,10 +106,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
         count = args.count if args.count is not None else args.count_per_condition
         order = [(generator.schema.validate(ConditionSchema.parse(args.condition)), count)]
     shard, out = sample_shard(args.shard, args.out)
-    out = refuse_existing(out)
+    out = refuse_existing(out, args.overwrite, inputs=(args.model,))
     samples = draw_order(generator, order, seed=args.seed, start=args.start, batch_size=args.batch_size,
                          progress=True, shard=shard)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=args.overwrite) as tmp:
         files = write_samples(domain, samples, tmp, formats=args.format or (), meta=generator.domain_meta)
     part = f" (shard {shard.index}/{shard.count}: samples {samples.indices.min()}-{samples.indices.max()})" if shard else ""
     log.info("wrote %d samples (%d files)%s to %s", len(samples), len(files), part, out)
@@ -139,7 +148,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from synthscape.evaluation import evaluate_model
 
     evaluate_model(args.model, args.data, args.out, seed=args.seed, holdout=args.holdout,
-                   classifier_steps=args.classifier_steps, utility_steps=args.utility_steps)
+                   classifier_steps=args.classifier_steps, utility_steps=args.utility_steps, overwrite=args.overwrite)
     return 0
 
 
@@ -165,12 +174,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def refuse_existing(path: Path) -> Path:
-    """A new folder for outputs (``check_new_folder``), its empty stand-in removed for ``atomic_dir``."""
-    check_new_folder(path)
-    if path.is_dir():
+def refuse_existing(path: Path, overwrite: bool = False, inputs: Sequence[Path] = ()) -> Path:
+    """A new folder for outputs (``check_new_folder``), its empty stand-in removed for ``atomic_dir``;
+    with ``overwrite`` an existing one stays until ``atomic_dir`` replaces it."""
+    check_new_folder(path, overwrite=overwrite, inputs=inputs)
+    if path.is_dir() and not any(path.iterdir()):
         path.rmdir()
     return path
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists: the new folder is "
+                        "built beside it and swapped in only when complete")
 
 
 def add_geometry_options(parser: argparse.ArgumentParser, what: str) -> None:
@@ -195,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="write a labelled data set from a domain's embedded simulator")
     p.add_argument("domain", help="domain name (see 'synthscape domains')")
-    p.add_argument("--out", type=Path, required=True, help="new folder for the data set (must not exist or be empty)")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the data set (must not exist or be empty, unless --overwrite)")
     p.add_argument("--count", type=positive_int, required=True, help="number of samples to simulate")
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     add_geometry_options(p, "simulated")
@@ -204,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "for 64 samples or more); the volumes and images are the same for any number")
     p.add_argument("--format", dest="formats", action="append", metavar="FMT",
                    help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default nifti)")
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("train", help="train a conditional GAN or VAE on a domain's data")
@@ -214,8 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=positive_int, default=2000, help="total optimisation steps (default 2000); with --resume, the new total")
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per step (default 16)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed for weights, data order and noise (default 0)")
-    p.add_argument("--lr-generator", type=float, default=2e-4, help="Adam learning rate of generator / VAE (default 2e-4)")
-    p.add_argument("--lr-critic", type=float, default=2e-4, help="Adam learning rate of the GAN critic (default 2e-4)")
+    p.add_argument("--lr-generator", type=positive_float, help="Adam learning rate of generator / VAE (default 2e-4; "
+                   "with --resume, replaces the run's, e.g. lower after a divergence)")
+    p.add_argument("--lr-critic", type=positive_float, help="Adam learning rate of the GAN critic (default 2e-4; "
+                   "with --resume, replaces the run's)")
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between metrics.csv rows (default 10)")
     p.add_argument("--eval-every", type=positive_int, default=500, help="steps between sample grids (default 500)")
     p.add_argument("--checkpoint-every", type=positive_int, default=500, help="steps between checkpoints (default 500)")
@@ -224,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the networks: the first step takes minutes "
                    "to compile, later steps are faster (1.2x for the 3D GAN at 64^3 on CPU); for long runs")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA (bf16 autocast) when present, else CPU")
+    p.add_argument("--dp-epsilon", type=float, metavar="E", help="train with differential privacy (DP-SGD, Opacus) "
+                   "to a total budget of epsilon E: the GAN critic, or the whole VAE, sees Poisson batches, clipped "
+                   "per-sample gradients and Gaussian noise sized before training so that --steps spend at most E; "
+                   "the epsilon spent is logged and stored in config.json (docs/privacy.md)")
+    p.add_argument("--dp-delta", type=float, metavar="D", help="delta of the DP guarantee, in (0, 1) (default: "
+                   "min(1e-5, 1/N^1.1) for N training items, well below 1/N)")
+    p.add_argument("--dp-max-grad-norm", type=float, default=1.0, metavar="C", help="DP-SGD clip: each training "
+                   "item's gradient is scaled down to norm at most C before the noise is added (default 1.0)")
     add_geometry_options(p, "training")
     p.set_defaults(func=cmd_train)
 
@@ -234,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     how_many.add_argument("--count", type=non_negative_int, help="number of samples, all of the --condition given")
     how_many.add_argument("--count-per-condition", type=positive_int, metavar="N",
                           help="N samples of the --condition given, or of every --plan row without its own count")
-    p.add_argument("--out", type=Path, required=True, help="new folder for the samples (must not exist or be empty)")
+    p.add_argument("--out", type=Path, required=True, help="new folder for the samples (must not exist or be empty, unless --overwrite)")
     p.add_argument("--condition", action="append", default=[], metavar="A=V",
                    help="condition attribute=value, repeatable; attributes left out follow the training data")
     p.add_argument("--plan", type=Path, metavar="CSV", help="order several conditions at once: a CSV with one column "
@@ -250,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=positive_int, default=16, help="samples per network call (default 16)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for sampling (default cpu); for a .onnx file "
                    "the onnxruntime execution provider (cuda needs onnxruntime-gpu)")
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("export", help="export a run's generator to ONNX, checked for parity with torch")
@@ -265,13 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a generator against real data: metrics.json + report.html")
     p.add_argument("model", type=Path, help="run folder written by 'synthscape train', or a .onnx file")
     p.add_argument("--data", type=Path, required=True, help="the real data set folder (files + labels.csv) it learnt from")
-    p.add_argument("--out", type=Path, required=True, help="new folder for metrics.json and report.html")
+    p.add_argument("--out", type=Path, required=True, help="new folder for metrics.json and report.html (unless --overwrite)")
     p.add_argument("--holdout", type=float, default=0.25, help="share of the real data held out as the reference (default 0.25)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the split, the samples and the evaluation networks (default 0)")
     p.add_argument("--classifier-steps", type=positive_int, default=300,
                    help="training steps of the label classifier, trained on the real data (default 300)")
     p.add_argument("--utility-steps", type=positive_int, default=200,
                    help="training steps of each downstream model of the utility metrics (default 200)")
+    add_overwrite_option(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("run", help="the main job: simulate -> train -> sample -> evaluate -> export")

@@ -34,13 +34,14 @@ def real_arrays(domain, data: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]
 
 
 def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: int = 0, holdout: float = 0.25,
-                   **settings) -> dict:
-    """Evaluate ``model`` (run folder or .onnx) on the real data folder ``data``; write ``out``."""
+                   overwrite: bool = False, **settings) -> dict:
+    """Evaluate ``model`` (run folder or .onnx) on the real data folder ``data``; write ``out``
+    (replacing an existing one, once the new one is complete, if ``overwrite``)."""
     import synthscape
     from synthscape.core.evaluation import EvaluationSettings, evaluate
 
     model, data, out = Path(model), Path(data), Path(out)
-    check_new_folder(out)
+    check_new_folder(out, overwrite=overwrite, inputs=(model, data))
     if not data.is_dir():
         raise SynthscapeError(f"--data {data} is not a data set folder (files + labels.csv)")
     start = time.perf_counter()
@@ -55,9 +56,9 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
     metrics = {"model": str(model), "data": str(data), "domain": domain.name, "seed": seed, "holdout": holdout,
                "seconds": round(time.perf_counter() - start, 1), "headline": headline,
                "rows": [asdict(row) for row in result.rows], **result.values}
-    if out.exists():
+    if out.is_dir() and not any(out.iterdir()):
         out.rmdir()
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         write_text(tmp / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
         write_html(tmp, result, metrics, model, domain)
     log.info("evaluated %s in %.0f s: %s -> %s", model, metrics["seconds"], headline, out / "report.html")

@@ -6,6 +6,11 @@ its time. A rerun into the same folder skips what is done and resumes what was i
 (training continues from its last checkpoint; the other stages write to a temporary name and
 rename, so an output that exists is complete and is kept). A different pipeline is refused rather than
 mixed into the folder.
+
+The export stage can be gated on the evaluate stage's memorisation check (``export:
+max_near_copy_share, min_dcr_ratio``): a generator that fails a threshold is not exported and the
+stage stays undone. The thresholds are the one part of a pipeline that a rerun into the same folder
+may change, so a rerun with looser ones exports it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pathlib import Path
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.fileio import atomic_dir, write_text
 from synthscape.domains import get_domain
-from synthscape.pipeline_config import Pipeline, SampleStage, SimulateStage, TrainStage
+from synthscape.pipeline_config import ExportStage, Pipeline, SampleStage, SimulateStage, TrainStage, same_outputs
 
 log = logging.getLogger("synthscape")
 STAGES = ("simulate", "train", "sample", "evaluate", "export")
@@ -43,8 +48,10 @@ class StageLog:
     def __init__(self, out: Path, pipeline: Pipeline):
         self.path = out / "stages.json"
         given = out / "pipeline.json"
-        if given.is_file() and given.read_text() != pipeline.to_json():
+        if given.is_file() and not same_outputs(given.read_text(), pipeline.to_json()):
             raise SynthscapeError(f"{out} holds a different pipeline's outputs (see {given}); choose another --out")
+        if given.is_file() and given.read_text() != pipeline.to_json():  # new export thresholds: record them
+            write_text(given, pipeline.to_json())
         if not given.is_file():
             if out.exists() and any(p.name not in ("stages.json",) for p in out.iterdir()):
                 raise SynthscapeError(f"{out} already exists and is not a pipeline folder; choose another --out")
@@ -75,7 +82,8 @@ def run_pipeline(out: Path, pipeline: Pipeline, device: str = "auto") -> dict[st
     if pipeline.evaluate is not None:
         stages.run("evaluate", lambda: evaluate_stage(out / "run", data, out / "report", pipeline))
     if pipeline.export is not None:
-        stages.run("export", lambda: export_stage(out / "run", out / "generator.onnx", pipeline))
+        stages.run("export", lambda: export_stage(out / "run", out / "generator.onnx", pipeline,
+                                                  out / "report" / "metrics.json"))
     return dict(stages.done)
 
 
@@ -97,7 +105,7 @@ def train_stage(domain, data: Path, run: Path, pipeline: Pipeline, device: str) 
     every = max(1, stage.steps // 4)
     config = TrainConfig(**{"eval_every": every, "checkpoint_every": every, **stage.options},
                          steps=stage.steps, batch_size=stage.batch_size, seed=pipeline.seed)
-    resume = (run / "checkpoint").is_dir()
+    resume = run.exists()  # also a run killed before its first checkpoint: train() starts that one over
     train(dataset, run, model=stage.model, schema=domain.schema, domain=domain.name, config=config,
           domain_meta=getattr(dataset, "meta", {}), resume=resume, device=device)
     return f"{'resumed and ' if resume else ''}trained a {stage.model} for {stage.steps} steps -> {run}"
@@ -128,10 +136,31 @@ def evaluate_stage(run: Path, data: Path, out: Path, pipeline: Pipeline) -> str:
     return f"report -> {out / 'report.html'} ({metrics['headline']})"
 
 
-def export_stage(run: Path, out: Path, pipeline: Pipeline) -> str:
+def export_stage(run: Path, out: Path, pipeline: Pipeline, metrics: Path) -> str:
     from synthscape.exports.onnx_export import export_onnx
 
+    check_memorisation(metrics, pipeline.export)
     if out.is_file():
         return f"kept {out}"
     report = export_onnx(run, out, precision=pipeline.export.precision)
     return f"exported {pipeline.export.precision} -> {out} (max |onnx - torch| {max(report['parity'].values()):.1e})"
+
+
+def check_memorisation(metrics: Path, export: ExportStage) -> None:
+    """Refuse the export when the evaluate stage's memorisation values fail the user's thresholds."""
+    if export.max_near_copy_share is None and export.min_dcr_ratio is None:
+        return
+    try:
+        values = json.loads(metrics.read_text())["memorisation"]
+        share, ratio = float(values["near_copy_share"]), float(values["ratio"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise SynthscapeError(f"{metrics} holds no memorisation check (near_copy_share, ratio), which the export "
+                              "thresholds need; rerun the evaluate stage") from None
+    failed = []
+    if export.max_near_copy_share is not None and share > export.max_near_copy_share:
+        failed.append(f"near-copy share {share:.4g} is above max_near_copy_share {export.max_near_copy_share:g}")
+    if export.min_dcr_ratio is not None and ratio < export.min_dcr_ratio:
+        failed.append(f"DCR ratio {ratio:.4g} is below min_dcr_ratio {export.min_dcr_ratio:g}")
+    if failed:
+        raise SynthscapeError(f"export refused, the generator may copy its training data: {'; '.join(failed)} "
+                              f"(see {metrics}); no ONNX written")

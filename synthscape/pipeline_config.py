@@ -11,6 +11,8 @@
         - {condition: {nodule: present, size: large}, count: 4}
     evaluate: {holdout: 0.25}                # or  evaluate: false
     export: {precision: fp32}                # or  export: false
+    # export may also refuse a generator that copies its training data (needs evaluate):
+    #   export: {precision: fp32, max_near_copy_share: 0.1, min_dcr_ratio: 0.8}
 
 Every key is checked: an unknown one is refused with the valid ones listed, so a typo never
 silently falls back to a default. Paths in the file are relative to the file.
@@ -19,6 +21,7 @@ silently falls back to a default. Paths in the file are relative to the file.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -55,6 +58,14 @@ class EvaluateStage:
 @dataclass
 class ExportStage:
     precision: str = "fp32"
+    # The memorisation gate: the export refuses when the evaluate stage's metrics.json fails either
+    # (None: not checked). They decide whether the export runs, not what any output holds, so a
+    # rerun may loosen them after a refusal (``same_outputs``).
+    max_near_copy_share: float | None = None  # share of generated samples nearer a training item than 95 % of real held-out ones
+    min_dcr_ratio: float | None = None  # median distance to the closest training record, generated / held-out real
+
+
+GATE = {"max_near_copy_share": (0.0, 1.0), "min_dcr_ratio": (0.0, math.inf)}  # name: allowed range
 
 
 @dataclass
@@ -73,6 +84,16 @@ class Pipeline:
     def to_json(self) -> str:
         """Canonical text, stored in the output folder so a rerun can tell it is the same pipeline."""
         return json.dumps(asdict(self), sort_keys=True, default=str)
+
+
+def same_outputs(stored: str, current: str) -> bool:
+    """Whether two ``to_json`` texts make the same outputs: equal but for the export gate's thresholds."""
+    def outputs(text: str) -> dict:
+        data = json.loads(text)
+        if isinstance(data.get("export"), dict):
+            data["export"] = {k: v for k, v in data["export"].items() if k not in GATE}
+        return data
+    return outputs(stored) == outputs(current)
 
 
 def _check_keys(where: str, given: dict, allowed: set[str]) -> None:
@@ -143,7 +164,23 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
     )
     if pipeline.train.model not in ("gan", "vae"):
         raise SynthscapeError(f"{source}: train.model must be gan or vae, got {pipeline.train.model!r}")
+    check_gate(source, pipeline)
     return pipeline
+
+
+def check_gate(source: str, pipeline: Pipeline) -> None:
+    """The export gate's thresholds: numbers in range, and only with the evaluate stage that measures them."""
+    for name, (low, high) in GATE.items():
+        value = getattr(pipeline.export, name, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            allowed = f"from {low:g} to {high:g}" if high < math.inf else f"of {low:g} or more"
+            raise SynthscapeError(f"{source}: export.{name} must be a number {allowed}, got {value!r}")
+        if pipeline.evaluate is None:
+            raise SynthscapeError(f"{source}: export.{name} needs the evaluate stage, whose memorisation check it reads; "
+                                  "drop the threshold or turn evaluate on")
+        setattr(pipeline.export, name, float(value))
 
 
 def read_pipeline(path: Path) -> Pipeline:

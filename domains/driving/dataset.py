@@ -63,6 +63,8 @@ def listed_paths(root: Path, rows: list[dict[str, str]]) -> list[Path]:
     if coco.is_file():
         image_dir = root / "images" if (root / "images").is_dir() else root
         in_coco = {(image_dir / name).resolve() for name in read_coco_images(coco)}
+        for missing in sorted(p for p in in_coco if not p.is_file()):
+            raise SynthscapeError(f"{coco} lists {missing.name}, which does not exist in {image_dir}")
         in_labels = {p.resolve() for p in paths}
         for missing in sorted(in_coco - in_labels):
             raise SynthscapeError(f"{missing} is in {coco} but has no row in {root / LABELS}")
@@ -72,7 +74,10 @@ def listed_paths(root: Path, rows: list[dict[str, str]]) -> list[Path]:
 
 
 class DrivingDataset(Dataset):
-    """``(image [3, S, S] in [-1, 1], condition indices [3])`` for every row of labels.csv."""
+    """``(image [3, S, S] in [-1, 1], condition indices [3])`` for every row of labels.csv.
+
+    ``progress`` shows a bar while reading, on a terminal only (tqdm's ``disable=None``), so that
+    a log or a captured stderr holds the messages alone."""
 
     def __init__(self, root: str | Path, size: int | None = None, progress: bool = True):
         root = Path(root)
@@ -84,7 +89,7 @@ class DrivingDataset(Dataset):
         self.conditions = SCHEMA.encode(conditions_of(rows, SCHEMA))
         self.images = np.empty((len(rows), 3, self.size, self.size), dtype=np.uint8)
         source_size = None
-        for i, path in enumerate(tqdm(self.paths, desc="reading images", unit="image", disable=not progress)):
+        for i, path in enumerate(tqdm(self.paths, desc="reading images", unit="image", disable=None if progress else True)):
             image = read_rgb(path)
             if source_size is None:
                 source_size = image.shape[:2]

@@ -8,7 +8,9 @@ pipeline once per volume.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,22 @@ def unlisted_volumes(root: Path, listed: set[str]) -> list[str]:
     return unlisted_files(root, found, listed)
 
 
+@contextlib.contextmanager
+def our_errors() -> Iterator[None]:
+    """Let a reader's ``SynthscapeError`` through MONAI, which wraps whatever a transform raises in
+    ``RuntimeError("applying transform ...")`` (once per nested Compose): the user gets the reader's
+    one line naming the file, not a traceback."""
+    try:
+        yield
+    except RuntimeError as exc:
+        cause = exc.__cause__
+        while isinstance(cause, RuntimeError) and not isinstance(cause, SynthscapeError):
+            cause = cause.__cause__
+        if isinstance(cause, SynthscapeError):
+            raise cause from None
+        raise
+
+
 class LungCTDataset(Dataset):
     """``(image [1, X, Y, Z] in [-1, 1], condition indices [3])`` for every row of labels.csv.
 
@@ -94,12 +112,14 @@ class LungCTDataset(Dataset):
         self.window = tuple(float(w) for w in window)
         self.meta = {"hu_window": list(self.window), "spacing": list(self.spacing), "size": list(self.size),
                      "orientation": "RAS"}
-        self.volumes = CacheDataset([{"image": str(p)} for p in self.paths], ct_pipeline(self.size, self.spacing, self.window),
-                                    num_workers=cache_workers or None, progress=progress)
+        with our_errors():
+            self.volumes = CacheDataset([{"image": str(p)} for p in self.paths], ct_pipeline(self.size, self.spacing, self.window),
+                                        num_workers=cache_workers or None, progress=progress and sys.stderr.isatty())
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image = self.volumes[index]["image"]
+        with our_errors():
+            image = self.volumes[index]["image"]
         return image.as_tensor().float(), torch.from_numpy(self.conditions[index])

@@ -14,20 +14,39 @@ is flipped LPS -> RAS (x and y negated) and the pair is reoriented to RAS+ voxel
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import struct
+import threading
+import warnings
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pydicom
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
-from synthscape.core.errors import SynthscapeError
+from synthscape.core.errors import SynthscapeError, shown
 
 log = logging.getLogger(__name__)
+_PYDICOM_LOG = logging.getLogger("pydicom")
+_QUIET = threading.Lock()
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# What pydicom (and numpy, on the values it hands over) raise on a corrupt, truncated or spliced
+# file, as tests/test_fuzz.py finds them: no preamble, a bad VR or length, a value of the wrong
+# type or multiplicity, pixel data too short or missing, a file cut inside an element; and
+# RuntimeError where no installed decoder plugin takes a compressed transfer syntax.
+DICOM_ERRORS = (InvalidDicomError, BytesLengthException, ValueError, TypeError, AttributeError, NotImplementedError,
+                RuntimeError, struct.error, OSError)
+# The header elements read below: decoded (pydicom decodes lazily) where the file is read, so a bad
+# value is an error naming the file there, not an exception from deep inside the geometry code.
+HEADER_KEYWORDS = ("SOPClassUID", "SeriesInstanceUID", "Modality", "SeriesDescription", "Rows", "Columns",
+                   "NumberOfFrames", "SamplesPerPixel", "ImageOrientationPatient", "PixelSpacing",
+                   "ImagePositionPatient", "SliceThickness")
 
 
 def reorient(volume: np.ndarray, affine: np.ndarray, ornt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,26 +62,104 @@ def to_ras(volume: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return reorient(volume, affine, ornt)
 
 
+def _looks_like_dicom(path: Path) -> bool:
+    """Named ``*.dcm`` or carrying the ``DICM`` prefix after the 128-byte preamble (or unreadable:
+    then nobody can tell, and the error says why)."""
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with path.open("rb") as handle:
+            return handle.read(132)[128:] == b"DICM"
+    except OSError:
+        return True
+
+
+@contextlib.contextmanager
+def _quietly(path: Path) -> Iterator[None]:
+    """Keep pydicom's remarks on a malformed file (a warning plus the same text logged, for every odd
+    element; a decoder's traceback) off the user's terminal and in our debug log: the reader reports
+    a file it cannot use as one error, and a real series of odd but usable files would print hundreds
+    of lines. The lock makes the process-wide ``catch_warnings`` safe under MONAI's loader threads."""
+    collect = _Collect()
+    with _QUIET, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        propagate, _PYDICOM_LOG.propagate = _PYDICOM_LOG.propagate, False  # its children's records stop here too
+        _PYDICOM_LOG.addHandler(collect)
+        try:
+            yield
+        finally:
+            _PYDICOM_LOG.removeHandler(collect)
+            _PYDICOM_LOG.propagate = propagate
+            for message in dict.fromkeys([*(str(w.message) for w in caught), *collect.messages]):
+                log.debug("%s: %s", path, message)
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _header(path: Path) -> pydicom.Dataset:
+    """The header (no pixels), with the elements read below decoded now (see HEADER_KEYWORDS)."""
+    with _quietly(path):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        for keyword in HEADER_KEYWORDS:
+            ds.get(keyword)
+        ds.get("file_meta", pydicom.Dataset()).get("MediaStorageSOPClassUID")
+    return ds
+
+
+def _sop_class(ds: pydicom.Dataset) -> pydicom.uid.UID | None:
+    """What the object is (CT Image Storage, Media Storage Directory Storage, an SR...), if it says."""
+    uid = ds.get("SOPClassUID") or ds.get("file_meta", pydicom.Dataset()).get("MediaStorageSOPClassUID")
+    return pydicom.uid.UID(str(uid)) if uid else None
+
+
+def _unreadable(folder: Path, path: Path, what: str, exc: BaseException) -> SynthscapeError:
+    return SynthscapeError(f"{folder}: {path.name} {what} ({type(exc).__name__}: {exc})".splitlines()[0][:300])
+
+
+def _is_image(folder: Path, path: Path, ds: pydicom.Dataset) -> bool:
+    """Whether ``ds`` is an image of a series. Another kind of object (a DICOMDIR, a report) is
+    not; an image file lacking its series or its size is corrupt or truncated, and refused."""
+    if "SeriesInstanceUID" in ds and "Rows" in ds:
+        return True
+    sop_class = _sop_class(ds)
+    known_other = sop_class is not None and sop_class.name != sop_class and "Image Storage" not in sop_class.name
+    if _looks_like_dicom(path) and not known_other:
+        what = f"a {shown(sop_class.name)}" if sop_class else "an object of no SOP class"
+        raise SynthscapeError(f"{folder}: {path.name} is a corrupt or truncated DICOM file ({what} "
+                              "without SeriesInstanceUID or Rows)")
+    log.debug("%s: skipped, not an image of a series (%s)", path, sop_class or "no SOP class")
+    return False
+
+
 def _scan(folder: Path) -> dict[str, list[tuple[Path, pydicom.Dataset]]]:
-    """Headers (no pixels) of every image file in ``folder``, grouped by SeriesInstanceUID."""
+    """Headers (no pixels) of every image file in ``folder``, grouped by SeriesInstanceUID. A file
+    that is not DICOM (text, JSON) is skipped; one that claims to be (``*.dcm``, ``DICM``) but does
+    not parse is corrupt or truncated, and refused."""
     series: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-        except Exception as exc:  # not DICOM (no preamble), truncated, or garbage: pydicom raises several types
+            ds = _header(path)
+        except DICOM_ERRORS as exc:
+            if _looks_like_dicom(path):
+                raise _unreadable(folder, path, "is a corrupt or truncated DICOM file", exc) from None
             log.debug("%s: skipped, not readable as DICOM (%s)", path, exc)
             continue
-        if "SeriesInstanceUID" not in ds or "Rows" not in ds:
-            log.debug("%s: skipped, not an image of a series (%s)", path, ds.get("SOPClassUID", "no SOP class"))
-            continue
-        series[str(ds.SeriesInstanceUID)].append((path, ds))
+        if _is_image(folder, path, ds):
+            series[str(ds.SeriesInstanceUID)].append((path, ds))
     return series
 
 
 def _pick(folder: Path, series: dict, series_uid: str | None) -> list[tuple[Path, pydicom.Dataset]]:
     def describe(uid: str) -> str:
         ds = series[uid][0][1]
-        return f"{uid} ({ds.get('Modality', '?')} '{ds.get('SeriesDescription', '')}', {len(series[uid])} files)"
+        return f"{shown(uid)} ({shown(ds.get('Modality', '?'))} '{shown(ds.get('SeriesDescription', ''))}', {len(series[uid])} files)"
 
     if not series:
         raise SynthscapeError(f"{folder}: no DICOM image files found, expected one CT series")
@@ -83,8 +180,19 @@ def _floats(folder: Path, path: Path, ds: pydicom.Dataset, keyword: str, count: 
     except (TypeError, ValueError):
         out = np.zeros(0)
     if out.shape != (count,) or not np.isfinite(out).all():
-        raise SynthscapeError(f"{folder}: {path.name} has no valid {keyword} (expected {count} numbers, got {value!r})")
+        raise SynthscapeError(f"{folder}: {path.name} has no valid {keyword} (expected {count} numbers, got {shown(value)})")
     return out
+
+
+def _int(folder: Path, path: Path, ds: pydicom.Dataset, keyword: str, default: int | None = None) -> int:
+    value = ds.get(keyword, default)
+    if value is None or value == "":
+        value = default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SynthscapeError(f"{folder}: {path.name} has no valid {keyword} (expected a whole number, got "
+                              f"{shown(value)})") from None
 
 
 def _geometry(folder: Path, files: list[tuple[Path, pydicom.Dataset]]):
@@ -92,24 +200,26 @@ def _geometry(folder: Path, files: list[tuple[Path, pydicom.Dataset]]):
     for path, ds in files:
         modality = str(ds.get("Modality", "") or "none")
         if modality != "CT":
-            raise SynthscapeError(f"{folder}: modality {modality}, expected CT")
+            raise SynthscapeError(f"{folder}: modality {shown(modality)}, expected CT")
     path0, ds0 = files[0]
     iop0 = _floats(folder, path0, ds0, "ImageOrientationPatient", 6)
     spacing0 = _floats(folder, path0, ds0, "PixelSpacing", 2)
-    shape0 = (ds0.get("Rows"), ds0.get("Columns"))
+    shape0 = (_int(folder, path0, ds0, "Rows"), _int(folder, path0, ds0, "Columns"))
+    if min(shape0) < 1:
+        raise SynthscapeError(f"{folder}: {path0.name} is {shape0[0]}x{shape0[1]} pixels, expected at least 1x1")
     ipps = []
     for path, ds in files:
-        if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        if _int(folder, path, ds, "NumberOfFrames", 1) > 1:
             raise SynthscapeError(f"{folder}: {path.name} is multi-frame (enhanced) CT, expected one slice per file")
-        if int(ds.get("SamplesPerPixel", 1)) != 1:
+        if _int(folder, path, ds, "SamplesPerPixel", 1) != 1:
             raise SynthscapeError(f"{folder}: {path.name} has {ds.SamplesPerPixel} samples per pixel, expected 1")
         if not np.allclose(_floats(folder, path, ds, "ImageOrientationPatient", 6), iop0, atol=1e-4):
-            raise SynthscapeError(f"{folder}: {path.name} has ImageOrientationPatient {list(ds.ImageOrientationPatient)}, "
+            raise SynthscapeError(f"{folder}: {path.name} has ImageOrientationPatient {shown(list(ds.ImageOrientationPatient))}, "
                                   f"expected the same orientation as {path0.name} {iop0.tolist()}")
         if not np.allclose(_floats(folder, path, ds, "PixelSpacing", 2), spacing0, rtol=1e-4):
-            raise SynthscapeError(f"{folder}: {path.name} has PixelSpacing {list(ds.PixelSpacing)}, "
+            raise SynthscapeError(f"{folder}: {path.name} has PixelSpacing {shown(list(ds.PixelSpacing))}, "
                                   f"expected {spacing0.tolist()} as in {path0.name}")
-        if (ds.get("Rows"), ds.get("Columns")) != shape0:
+        if (_int(folder, path, ds, "Rows"), _int(folder, path, ds, "Columns")) != shape0:
             raise SynthscapeError(f"{folder}: {path.name} is {ds.get('Rows')}x{ds.get('Columns')} pixels, "
                                   f"expected {shape0[0]}x{shape0[1]} as in {path0.name}")
         ipps.append(_floats(folder, path, ds, "ImagePositionPatient", 3))
@@ -120,6 +230,15 @@ def _geometry(folder: Path, files: list[tuple[Path, pydicom.Dataset]]):
     rowdir = rowdir / np.linalg.norm(rowdir)
     coldir = coldir - (coldir @ rowdir) * rowdir
     return rowdir, coldir / np.linalg.norm(coldir), spacing0, np.array(ipps)
+
+
+def _thickness(ds: pydicom.Dataset) -> float:
+    """A lone slice's SliceThickness as its spacing, or 1 mm where it has none that makes sense."""
+    try:
+        thickness = float(ds.get("SliceThickness") or 0)
+    except (TypeError, ValueError):
+        return 1.0
+    return thickness if np.isfinite(thickness) and thickness > 0 else 1.0
 
 
 def _slice_step(folder: Path, ipps: np.ndarray, normal: np.ndarray) -> np.ndarray:
@@ -149,14 +268,16 @@ def _slice_step(folder: Path, ipps: np.ndarray, normal: np.ndarray) -> np.ndarra
 
 def _pixels(folder: Path, path: Path, shape: tuple[int, int]) -> np.ndarray:
     try:
-        ds = pydicom.dcmread(path)
-        hu = apply_modality_lut(ds.pixel_array, ds)
-    except Exception as exc:  # a compressed transfer syntax without its decoder, a truncated file, ...
-        raise SynthscapeError(f"{folder}: {path.name} pixel data unreadable ({type(exc).__name__}: {exc})"
-                              .splitlines()[0]) from exc
+        with _quietly(path):
+            ds = pydicom.dcmread(path)
+            hu = np.asarray(apply_modality_lut(ds.pixel_array, ds), dtype=np.float32)
+    except DICOM_ERRORS as exc:  # no decoder for a compressed transfer syntax, a truncated file, a bad rescale
+        raise _unreadable(folder, path, "pixel data unreadable", exc) from None
     if hu.shape != shape:
         raise SynthscapeError(f"{folder}: {path.name} pixel data shape {hu.shape}, expected {shape}")
-    return hu.astype(np.float32)
+    if not np.isfinite(hu).all():
+        raise SynthscapeError(f"{folder}: {path.name} has NaN or infinite HU values (check RescaleSlope and RescaleIntercept)")
+    return hu
 
 
 def read_dicom_series(folder: str | Path, *, series_uid: str | None = None,
@@ -164,7 +285,8 @@ def read_dicom_series(folder: str | Path, *, series_uid: str | None = None,
     """Read the one CT series in ``folder`` as (float32 HU [X, Y, Z], 4x4 affine), both RAS+.
 
     Files pydicom cannot parse (no DICOM preamble, text, JSON) and non-image objects (DICOMDIR) are
-    skipped with a debug log. More than one series is refused unless ``series_uid`` picks one. HU
+    skipped with a debug log, but a ``*.dcm`` file (or one with the ``DICM`` prefix) that does not
+    parse, or an image file without its series or size, is refused as corrupt. More than one series is refused unless ``series_uid`` picks one. HU
     are RescaleSlope * raw + RescaleIntercept (pydicom's modality LUT). A single slice is refused
     unless ``allow_single_slice``, which gives Z = 1 with SliceThickness (else 1 mm) as its spacing.
     Oblique orientation and unequal spacings are kept in the affine, which may then be oblique too.
@@ -180,8 +302,7 @@ def read_dicom_series(folder: str | Path, *, series_uid: str | None = None,
     if len(files) == 1:
         if not allow_single_slice:
             raise SynthscapeError(f"{folder}: a single slice, expected a volume (allow_single_slice=True reads it as Z=1)")
-        thickness = float(files[0][1].get("SliceThickness") or 0) or 1.0
-        step = normal * thickness
+        step = normal * _thickness(files[0][1])
     else:
         step = _slice_step(folder, ipps, normal)
 
@@ -193,5 +314,8 @@ def read_dicom_series(folder: str | Path, *, series_uid: str | None = None,
     lps[:3, 1] = coldir * row_spacing  # r grows along the column direction, one row spacing per step
     lps[:3, 2] = step
     lps[:3, 3] = ipps[0]
+    if not np.isfinite(lps).all() or abs(np.linalg.det(lps[:3, :3])) < 1e-12:
+        raise SynthscapeError(f"{folder}: the slice geometry gives no finite, invertible affine (spacings "
+                              f"{col_spacing}, {row_spacing}, {np.linalg.norm(step)} mm), expected a volume in millimetres")
     volume, affine = to_ras(volume, LPS_TO_RAS @ lps)
     return np.ascontiguousarray(volume, dtype=np.float32), affine

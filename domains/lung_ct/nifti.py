@@ -115,4 +115,10 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise
     except Exception as exc:  # nibabel, gzip and zlib each raise their own types for a bad file
         raise SynthscapeError(f"{path}: unreadable NIfTI file ({type(exc).__name__}: {exc})".splitlines()[0]) from exc
-    return np.ascontiguousarray(data), np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(data).all():
+        bad = int(np.size(data) - np.isfinite(data).sum())
+        raise SynthscapeError(f"{path}: {bad} voxel(s) are NaN or infinite, expected finite HU values")
+    affine = np.asarray(img.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise SynthscapeError(f"{path}: the affine (voxel to world) is not finite and invertible, expected voxel spacings and directions")
+    return np.ascontiguousarray(data), affine
