@@ -65,7 +65,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     domain = get_domain(args.domain)
     out = refuse_existing(args.out, args.overwrite)
     with atomic_dir(out, overwrite=args.overwrite) as tmp:
-        domain.simulate(tmp, count=args.count, seed=args.seed, **domain_options(args, ("size", "spacing", "formats", "view", "workers")))
+        domain.simulate(tmp, count=args.count, seed=args.seed, **domain_options(args, ("size", "spacing", "formats", "view", "workers", "nodule_sizes", "nodule_kinds")))
     log.info("simulated %d %s samples in %s", args.count, args.domain, out)
     return 0
 
@@ -219,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "for 64 samples or more); the volumes and images are the same for any number")
     p.add_argument("--format", dest="formats", action="append", metavar="FMT",
                    help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default nifti)")
+    p.add_argument("--nodule-sizes", metavar="S,S", help="lung-ct only: the sizes the nodules (half the phantoms "
+                   "hold one) are drawn from, comma-separated: small (3-6 mm), medium (6-15), large (15-30); default all")
+    p.add_argument("--nodule-kinds", metavar="K,K", help="lung-ct only: the kinds the nodules are drawn from, "
+                   "comma-separated: solid, ground_glass, part_solid; default all")
     add_overwrite_option(p)
     p.set_defaults(func=cmd_simulate)
 

@@ -59,6 +59,21 @@ def test_workers_make_the_same_volumes(data, tmp_path):
                                   np.asarray(nib.load(data / row[column]).dataobj))
 
 
+def test_nodule_mix_narrows_sizes_and_kinds(tmp_path, capsys):
+    """--nodule-sizes/--nodule-kinds: every nodule drawn from the values given, diameters in their bins."""
+    assert main(["-q", "simulate", "lung-ct", "--out", str(tmp_path / "d"), "--count", "12", "--size", "16",
+                 "--spacing", "2.5", "--nodule-sizes", "large", "--nodule-kinds", "solid,part_solid"]) == 0
+    rows = rows_of(tmp_path / "d")
+    present = [r for r in rows if r["nodule"] == "present"]
+    assert 0 < len(present) < 12 and all(r["size"] == "none" and r["kind"] == "none" for r in rows if r not in present)
+    assert {r["size"] for r in present} == {"large"} and {r["kind"] for r in present} <= {"solid", "part_solid"}
+    assert all(15.0 <= float(r["diameter_mm"]) < 30.0 for r in present)
+    capsys.readouterr()
+    assert main(["simulate", "lung-ct", "--out", str(tmp_path / "e"), "--count", "2", "--nodule-sizes", "huge"]) == 2
+    assert "nodule_sizes must be one or more of small, medium, large, got 'huge'" in capsys.readouterr().err
+    assert not (tmp_path / "e").exists()
+
+
 def test_dataset_windows_hu_and_keeps_labels(data):
     dataset = LungCTDataset(data, progress=False)
     assert len(dataset) == 6 and dataset.size == (16, 16, 16)

@@ -43,12 +43,27 @@ def parse_formats(formats: Sequence[str] | str | None, default: Sequence[str] = 
     return list(dict.fromkeys(names))
 
 
-def draw_condition(rng: np.random.Generator) -> dict[str, str]:
-    """The simulator's label mix: half with a nodule, sizes and kinds uniform."""
+NODULE_SIZES = tuple(v for v in SCHEMA.values("size") if v != "none")
+NODULE_KINDS = tuple(v for v in SCHEMA.values("kind") if v != "none")
+
+
+def nodule_choices(name: str, given: Sequence[str] | str | None, valid: tuple[str, ...]) -> tuple[str, ...]:
+    """The values nodules are drawn from (all by default), from a list or a comma-separated text."""
+    if given is None:
+        return valid
+    values = [v.strip() for v in given.split(",")] if isinstance(given, str) else [str(v) for v in given]
+    bad = [v for v in values if v not in valid]
+    if not values or bad:
+        raise SynthscapeError(f"lung-ct {name} must be one or more of {', '.join(valid)}, got {', '.join(map(repr, bad or values))}")
+    return tuple(dict.fromkeys(values))
+
+
+def draw_condition(rng: np.random.Generator, sizes: Sequence[str] = NODULE_SIZES,
+                   kinds: Sequence[str] = NODULE_KINDS) -> dict[str, str]:
+    """The simulator's label mix: half with a nodule, its size and kind uniform over ``sizes``, ``kinds``."""
     if rng.random() < 0.5:
         return {"nodule": "absent", "size": "none", "kind": "none"}
-    return {"nodule": "present", "size": str(rng.choice(["small", "medium", "large"])),
-            "kind": str(rng.choice(["solid", "ground_glass", "part_solid"]))}
+    return {"nodule": "present", "size": str(rng.choice(list(sizes))), "kind": str(rng.choice(list(kinds)))}
 
 
 def condition_text(condition: dict[str, str], seed: int | None = None, index: int | None = None) -> str:
@@ -57,10 +72,10 @@ def condition_text(condition: dict[str, str], seed: int | None = None, index: in
 
 
 def simulate_one(out: Path, seed: int, size: tuple[int, int, int], spacing: tuple[float, float, float],
-                 formats: tuple[str, ...], index: int) -> dict[str, Any]:
-    """Draw and write phantom ``index`` of ``seed``; returns its labels.csv row."""
+                 formats: tuple[str, ...], mix: tuple[tuple[str, ...], tuple[str, ...]], index: int) -> dict[str, Any]:
+    """Draw and write phantom ``index`` of ``seed`` (nodule sizes and kinds from ``mix``); returns its labels.csv row."""
     rng = np.random.default_rng([seed, index])
-    condition = draw_condition(rng)
+    condition = draw_condition(rng, *mix)
     phantom = chest_phantom(size, spacing, condition, rng)
     affine = centred_affine(size, spacing)
     name = f"case-{index:05d}"
@@ -87,18 +102,25 @@ class LungCT:
 
     def simulate(self, out: Path, count: int, seed: int, size: int | Sequence[int] = 64,
                  spacing: float | Sequence[float] | None = None, formats: Sequence[str] | str | None = None,
-                 workers: int | None = None, **options: Any) -> Path:
+                 workers: int | None = None, nodule_sizes: Sequence[str] | str | None = None,
+                 nodule_kinds: Sequence[str] | str | None = None, **options: Any) -> Path:
         """Chest phantoms: ``volumes/``, ``masks/`` (lung, nodule), optional ``dicom/``, ``labels.csv``.
 
+        Half the phantoms hold one nodule, its size and kind drawn uniformly from ``nodule_sizes``
+        and ``nodule_kinds`` (default: all). Narrowing them sizes a data set to what its voxels can
+        show: a 3-6 mm nodule is a voxel or less at the whole-thorax default spacing.
         Volume ``i`` depends on (seed, i) alone, so ``workers`` processes (default: one per CPU core
         for 64 volumes or more) make the same volumes as one process (DICOM UIDs are fresh each run)."""
         if options:
-            raise SynthscapeError(f"lung-ct simulate does not take {', '.join(options)}; it takes size, spacing, formats, workers")
+            raise SynthscapeError(f"lung-ct simulate does not take {', '.join(options)}; it takes size, spacing, "
+                                  "formats, workers, nodule_sizes, nodule_kinds")
+        mix = (nodule_choices("nodule_sizes", nodule_sizes, NODULE_SIZES),
+               nodule_choices("nodule_kinds", nodule_kinds, NODULE_KINDS))
         size = tuple(int(s) for s in np.broadcast_to(np.asarray(size), (3,)))
         spacing = default_spacing(size) if spacing is None else tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, dtype=float), (3,)))
         if min(size) < 8 or min(spacing) <= 0:
             raise SynthscapeError(f"lung-ct size must be at least 8 and spacing positive, got size={size} spacing={spacing}")
-        task = partial(simulate_one, out, seed, size, spacing, tuple(parse_formats(formats)))
+        task = partial(simulate_one, out, seed, size, spacing, tuple(parse_formats(formats)), mix)
         rows = parallel_map(task, count, workers, desc="simulate lung-ct", unit="volume")
         write_labels(out, rows, SCHEMA, extras=("lung_mask", "nodule_mask", "margin", "diameter_mm", "seed", "dicom"))
         return out
