@@ -99,6 +99,7 @@ class TrainConfig:
     r1_every: int = 16
     ema_decay: float = 0.999
     mode_seeking: float = 0.0  # GAN: weight of the mode-seeking term (core/gan.py), against collapse per condition
+    classifier_loss: float = 0.0  # GAN: weight of the AC-GAN term (core/gan.py): critic heads read the labels back
     kl_beta: float = 1.0
     kl_warmup_steps: int = 500
     log_every: int = 10

@@ -61,7 +61,7 @@ class GAN(Objective):
     of config.json (which are released as they are: docs/privacy.md), not taken from the batch.
     """
 
-    metric_names = ("loss_d", "loss_g", "d_real", "d_fake", "r1")
+    metric_names = ("loss_d", "loss_g", "d_real", "d_fake", "r1", "cls_real", "cls_fake")
     compiled = ("generator", "critic")
     private_modules = ("critic",)
     private_optimizer = "critic"
@@ -69,7 +69,7 @@ class GAN(Objective):
     def __init__(self, network, train, cardinalities, device):
         super().__init__(network, train, cardinalities, device)
         self.generator = ConditionalGenerator(network, cardinalities).to(device)
-        self.critic = ProjectionDiscriminator(network, cardinalities).to(device)
+        self.critic = ProjectionDiscriminator(network, cardinalities, classifier=train.classifier_loss > 0).to(device)
         self.ema = EMA(self.generator, train.ema_decay)
         self.modules = {"generator": self.generator, "critic": self.critic, "ema": self.ema}
         self.optimizers = {
@@ -123,11 +123,12 @@ class GAN(Objective):
         with torch.no_grad(), autocast():
             fake = self.generator(self.latents(batch, noise), condition)
         with autocast():
-            d_real = self.critic(images, condition).float()
+            d_real, cls_real = self.scored(images, condition)
             d_fake = self.critic(fake, condition).float()
-            loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+            per_sample = F.relu(1 - d_real) + F.relu(1 + d_fake) + cfg.classifier_loss * cls_real
+            loss_d = per_sample.mean()
         if self.dp is not None:  # per-sample gradients of the sum; DPOptimizer divides by the expected batch
-            (F.relu(1 - d_real) + F.relu(1 + d_fake)).sum().backward()
+            per_sample.sum().backward()
         else:
             loss_d.backward()
         r1 = None
@@ -136,6 +137,8 @@ class GAN(Objective):
             (0.5 * cfg.r1_gamma * cfg.r1_every * r1).backward()
         self.optimizer_step("critic", noise)
         metrics = {"loss_d": loss_d.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+        if cfg.classifier_loss > 0:
+            metrics["cls_real"] = cls_real.detach().mean()
         if r1 is not None:
             metrics["r1"] = r1.detach()
         return metrics
@@ -150,7 +153,8 @@ class GAN(Objective):
             condition = torch.cat([condition[:half], condition[:half], condition[2 * half:]])
         with autocast(), self.unprivate():
             fake = self.generator(z, condition)
-            loss_g = -self.critic(fake, condition).float().mean()
+            score, cls_fake = self.scored(fake, condition)
+            loss_g = -score.mean() + cfg.classifier_loss * cls_fake.mean()
             if cfg.mode_seeking > 0 and batch >= 2:
                 loss_g = loss_g + cfg.mode_seeking * mode_seeking_loss(fake.float(), z, batch // 2)
         self.optimizers["generator"].zero_grad(set_to_none=True)
@@ -158,4 +162,17 @@ class GAN(Objective):
             loss_g.backward()
         self.optimizer_step("generator")
         self.ema.update(self.generator, step)
-        return {"loss_g": loss_g.detach()}
+        metrics = {"loss_g": loss_g.detach()}
+        if cfg.classifier_loss > 0:
+            metrics["cls_fake"] = cls_fake.detach().mean()
+        return metrics
+
+    def scored(self, images: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The critic's score ``[B]`` and, with ``classifier_loss``, each item's cross-entropy of the
+        heads against ``condition`` summed over attributes ``[B]`` (zeros without)."""
+        if self.train.classifier_loss <= 0:
+            score = self.critic(images, condition).float()
+            return score, torch.zeros_like(score)
+        score, logits = self.critic(images, condition, logits=True)
+        loss = sum(F.cross_entropy(l.float(), condition[:, a], reduction="none") for a, l in enumerate(logits))
+        return score.float(), loss

@@ -56,7 +56,7 @@ class ProjectionDiscriminator(nn.Module):
     training-time option; it is a parametrisation, so plain weights come out with ``state_dict``.
     """
 
-    def __init__(self, config: NetworkConfig, cardinalities: Sequence[int]):
+    def __init__(self, config: NetworkConfig, cardinalities: Sequence[int], classifier: bool = False):
         super().__init__()
         self.trunk = DownTrunk(config.spatial_dims, config.channels, config.critic_channels, groups=None)
         width = config.critic_channels[-1]
@@ -67,11 +67,24 @@ class ProjectionDiscriminator(nn.Module):
             for module in list(self.modules()):
                 if isinstance(module, (nn.Linear, nn.Conv2d, nn.Conv3d, nn.Embedding)):
                     spectral_norm(module)
+        # AC-GAN heads (Odena et al. 2017), one per attribute, on the same features: the generator
+        # is then pushed to make its label readable, not only to be scored real for it. LayerNorm
+        # first and no spectral norm: the trunk's mean activations are small (std 0.05-0.3), and a
+        # unit-norm head on them, or a plain one that Adam grows by ~lr a step, stayed at the label
+        # prior's cross-entropy for hundreds of steps (measured)
+        self.heads = nn.ModuleList(nn.Sequential(nn.LayerNorm(width), nn.Linear(width, n))
+                                   for n in cardinalities) if classifier else None
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        features = self.trunk(x).flatten(2).sum(dim=2)
+    def forward(self, x: torch.Tensor, condition: torch.Tensor, logits: bool = False):
+        """The score ``[B]``; with ``logits`` also each attribute's logits (needs ``classifier``)."""
+        feature_map = self.trunk(x).flatten(2)
+        features = feature_map.sum(dim=2)
         projection = (self.embed.lookup(condition) * features.unsqueeze(1)).sum(dim=(1, 2))
-        return self.linear(features).squeeze(1) + projection
+        score = self.linear(features).squeeze(1) + projection
+        if not logits:
+            return score
+        mean = feature_map.mean(dim=2)  # the heads read a mean: their scale does not grow with the image
+        return score, [head(mean) for head in self.heads]
 
 
 class ConditionalEncoder(nn.Module):

@@ -154,7 +154,7 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
         seed=int(raw.get("seed", 0)),
         data=(base / raw["data"]) if raw.get("data") else None,
         simulate=_stage(f"{source}: simulate", raw.get("simulate", {}), SimulateStage,
-                        {"size", "spacing", "view", "workers"}) or SimulateStage(),
+                        {"size", "spacing", "view", "workers", "nodule_sizes", "nodule_kinds"}) or SimulateStage(),
         train=_stage(f"{source}: train", raw.get("train", {}), TrainStage, train_options) or TrainStage(),
         sample=SampleStage(plan=parse_plan(f"{source}: sample.plan", sample.get("plan", [])),
                            formats=[formats] if isinstance(formats, str) else list(formats)),

@@ -231,3 +231,45 @@ def test_compiled_training_keeps_the_artifact_and_the_r1_step(tmp_path):
         assert float(rows[True][0][name]) == pytest.approx(float(rows[False][0][name]), rel=1e-4, abs=1e-5)
     assert float(rows[True][1]["r1"]) == pytest.approx(float(rows[False][1]["r1"]), rel=0.05)
     assert load_run(runs[True]).sample(2, seed=0).images.shape == (2, 1, 16, 16)
+
+
+def test_classifier_loss_gives_the_critic_heads_and_the_generator_their_cross_entropy(tmp_path):
+    """AC-GAN: the critic's heads read each attribute; the generator's loss is the hinge term plus
+    ``classifier_loss`` times the heads' cross-entropy on its own samples."""
+    import contextlib
+    import copy
+
+    from torch.nn import functional as F
+
+    from synthscape.core.gan import GAN
+
+    cpu = torch.device("cpu")
+    assert GAN(tiny_network(2), tiny_train(), SCHEMA.cardinalities, cpu).critic.heads is None
+    torch.manual_seed(0)
+    gan = GAN(tiny_network(2), tiny_train(classifier_loss=0.5), SCHEMA.cardinalities, cpu)
+    data = Blobs(2, 16, 8)
+    images, condition = torch.from_numpy(data.images), torch.from_numpy(data.conditions).long()
+    gan.critic.eval()  # spectral norm's power iteration moves on every training-mode call
+    score, logits = gan.critic(images, condition, logits=True)
+    assert [tuple(l.shape) for l in logits] == [(8, n) for n in SCHEMA.cardinalities]
+    assert torch.equal(score, gan.critic(images, condition))
+    expected = sum(F.cross_entropy(l, condition[:, a], reduction="none") for a, l in enumerate(logits))
+    assert torch.allclose(gan.scored(images, condition)[1], expected)
+    gan.critic.train()
+
+    generator, critic = copy.deepcopy(gan.generator), copy.deepcopy(gan.critic)
+    noise = torch.Generator().manual_seed(1)
+    state = noise.get_state()
+    metrics = gan.generator_step(condition, 1, noise, contextlib.nullcontext)
+    noise.set_state(state)
+    with torch.no_grad():
+        score, logits = critic(generator(gan.latents(8, noise), condition), condition, logits=True)
+    ce = sum(F.cross_entropy(l, condition[:, a]) for a, l in enumerate(logits))
+    assert float(metrics["cls_fake"]) == pytest.approx(float(ce), rel=1e-5)
+    assert float(metrics["loss_g"]) == pytest.approx(float(-score.mean() + 0.5 * ce), rel=1e-5)
+
+    run = tmp_path / "run"
+    train(data, run, model="gan", schema=SCHEMA, network=tiny_network(2), config=tiny_train(steps=4, classifier_loss=0.5),
+          progress=False)
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert rows and all(math.isfinite(float(r["cls_real"])) and math.isfinite(float(r["cls_fake"])) for r in rows)
