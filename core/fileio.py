@@ -114,8 +114,13 @@ def remove_leftovers(folder: Path, names: Iterable[str] | None = None) -> list[P
     loses its temporary and fails at its rename: it never leaves a mix under the final name."""
     found = leftovers(folder, names)
     for entry in found:
-        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        remove_entry(entry)
     return found
+
+
+def remove_entry(entry: Path) -> None:
+    """Delete a file, or a folder with all it holds; a symbolic link goes itself, never its target."""
+    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 def remove_tree(path: Path) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 
 from synthscape.core.artifacts import CONFIG, TorchSampler, save_generator
 from synthscape.core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from synthscape.core.fileio import leftovers, remove_leftovers
+from synthscape.core.fileio import leftovers, remove_entry, remove_leftovers
 from synthscape.core.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.config import ArtifactConfig, NetworkConfig, TrainConfig, default_network
 from synthscape.core.data import ResumableSampler, dataset_conditions
@@ -206,7 +205,7 @@ def train(
 def start_over(run: Path) -> None:
     """Empty a folder ``left_behind`` vouched for, so that the new run appends to none of the old files."""
     for entry in run.iterdir():
-        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        remove_entry(entry)
 
 
 def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, device_: torch.device,
