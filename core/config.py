@@ -118,6 +118,9 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "samples_per_grid"):
             if int(getattr(self, name)) < 1:
                 raise SynthscapeError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("mode_seeking", "classifier_loss"):  # weights of extra loss terms: 0 is off
+            if not 0 <= float(getattr(self, name)) < float("inf"):
+                raise SynthscapeError(f"{name} must be a weight of 0 or more, got {getattr(self, name)!r}")
         self._check_privacy()
 
     @property

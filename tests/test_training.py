@@ -273,3 +273,12 @@ def test_classifier_loss_gives_the_critic_heads_and_the_generator_their_cross_en
           progress=False)
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert rows and all(math.isfinite(float(r["cls_real"])) and math.isfinite(float(r["cls_fake"])) for r in rows)
+
+
+@pytest.mark.parametrize("name", ["mode_seeking", "classifier_loss"])
+def test_loss_weights_below_zero_are_refused(name):
+    from synthscape.core.config import TrainConfig
+
+    with pytest.raises(SynthscapeError, match=f"{name} must be a weight of 0 or more, got -0.5"):
+        TrainConfig(**{name: -0.5})
+    assert getattr(TrainConfig(**{name: 0.5}), name) == 0.5
