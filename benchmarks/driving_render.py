@@ -26,6 +26,7 @@ from interleaved import time_interleaved
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: it reads TQDM_* once
 
+from synthscape.core.allocator import keep_freed_memory
 from synthscape.domains.driving.domain import DOMAIN, RENDERERS, draw_condition, render
 
 
@@ -69,7 +70,8 @@ def main() -> None:
 
     tasks = {"render": render_only, "render+effects": render_with_effects, "simulate (files)": simulate}
     results = []
-    with ProcessPoolExecutor(2) as pool:
+    keep_freed_memory()  # as the CLI and its simulate workers do (core/allocator.py)
+    with ProcessPoolExecutor(2, initializer=keep_freed_memory) as pool:
         pool.submit(int).result()  # start the workers before timing
         for view in RENDERERS:
             timings = time_interleaved({(name, processes): partial(rate, task, view, args.size, args.count, processes, pool)

@@ -6,11 +6,13 @@ the export does not choose for that case (exports/subpixel.py), to show the choi
 interleaved in rounds (the machines are shared and noisy); read the ratios to torch. Writes JSON.
 
     python benchmarks/onnx_sampling.py --out benchmarks/results/onnx_sampling.json
+    python benchmarks/onnx_sampling.py --profile   # where onnxruntime's time goes, per operator type
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -22,10 +24,12 @@ from pathlib import Path
 import torch
 from interleaved import summarise, time_interleaved
 
+from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.artifacts import load_run, save_generator
 from synthscape.core.conditions import ConditionPrior
 from synthscape.core.config import ArtifactConfig, default_network
 from synthscape.core.networks import ConditionalGenerator
+from synthscape.core.sampling import plan
 from synthscape.domains import get_domain
 from synthscape.exports.onnx_export import FOLDED_DIMS, export_onnx
 from synthscape.exports.runtime import OnnxSampler
@@ -51,12 +55,60 @@ def seconds_per_sample(sampler, batch: int, repeats: int) -> float:
     return (time.perf_counter() - start) / (repeats * batch)
 
 
+def operator_profile(path: Path, batch: int, runs: int = 10) -> tuple[float, list[tuple[str, float, int]]]:
+    """(ms per run, [(operator type, ms per run, nodes per run)]) from onnxruntime's own profiler."""
+    import onnxruntime as ort
+
+    sampler = OnnxSampler(path)
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.profile_file_prefix = str(path.with_suffix(""))
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    z, condition, _ = plan(sampler.schema, sampler.prior, sampler.latent_dim, batch, seed=0)
+    session.run(["image"], {"z": z, "condition": condition})
+    start = time.perf_counter()
+    for _ in range(runs):
+        session.run(["image"], {"z": z, "condition": condition})
+    ms = (time.perf_counter() - start) / runs * 1000
+    events = json.loads(Path(session.end_profiling()).read_text())
+    total, nodes = collections.Counter(), collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            total[event["args"]["op_name"]] += event["dur"]
+            nodes[event["args"]["op_name"]] += 1
+    return ms, [(op, us / (runs + 1) / 1000, nodes[op] // (runs + 1)) for op, us in total.most_common()]
+
+
+def write_profiles(out: Path, batches: tuple[int, ...] = (1, 16)) -> None:
+    """Per-operator time of the fp32 and int8 exports at each batch size, as text next to the JSON."""
+    lines = []
+    with tempfile.TemporaryDirectory() as folder:
+        for case, (domain, dims, size, channels) in CASES.items():
+            run = make_run(Path(folder) / domain, domain, dims, size, channels)
+            for precision in ("fp32", "int8"):
+                path = Path(folder) / f"{domain}-{precision}.onnx"
+                export_onnx(run, path, precision=precision)
+                for batch in batches:
+                    ms, rows = operator_profile(path, batch)
+                    lines.append(f"{case} {precision} batch {batch}: {ms:.2f} ms per call")
+                    lines += [f"  {op:24s} {op_ms:7.2f} ms  {count:3d} nodes" for op, op_ms, count in rows[:12]]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/onnx_sampling.json"), help="JSON output path")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per backend, batch and round (default 3)")
+    parser.add_argument("--profile", action="store_true", help="instead: onnxruntime's per-operator time of the fp32 "
+                        "and int8 exports at batch 1 and 16, written to onnx_profile.txt next to --out")
     args = parser.parse_args()
+    keep_freed_memory()  # torch eager as the CLI runs it (core/allocator.py)
+    if args.profile:
+        write_profiles(args.out.parent / "onnx_profile.txt")
+        return
 
     results = []
     with tempfile.TemporaryDirectory() as folder:

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.artifacts import TorchSampler
 from synthscape.core.config import ArtifactConfig, TrainConfig, default_network
 from synthscape.core.conditions import ConditionPrior, ConditionSchema
@@ -36,11 +37,12 @@ KINDS = {"gan": GAN, "vae": VAE}
 CARDINALITIES = [2, 4, 4]
 R1_EVERY = 16
 
-# (what, kind, spatial dims, size, batch, torch.compile): the issue's cases, the 3D GAN compiled,
-# then growth with size and batch
+# (what, kind, spatial dims, size, batch, torch.compile): the issue's cases, the 3D GAN compiled and
+# with glibc's malloc left as it is (core/allocator.py), then growth with size and batch
 CASES = [
     ("lung-ct 64^3", "gan", 3, 64, 4, False), ("lung-ct 64^3", "gan", 3, 64, 4, True),
-    ("lung-ct 64^3", "vae", 3, 64, 4, False),
+    ("malloc as is", "gan", 3, 64, 4, False),
+    ("lung-ct 64^3", "vae", 3, 64, 4, False), ("malloc as is", "vae", 3, 64, 4, False),
     ("driving 128^2", "gan", 2, 128, 16, False), ("driving 128^2", "vae", 2, 128, 16, False),
     ("growth", "gan", 3, 32, 4, False), ("growth", "gan", 3, 48, 4, False), ("growth", "gan", 3, 96, 4, False),
     ("growth", "gan", 3, 64, 1, False), ("growth", "gan", 3, 64, 8, False),
@@ -104,8 +106,12 @@ def step_flops(objective, images, condition, noise, autocast) -> float:
     return float(counter.get_total_flops())
 
 
-def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: torch.device, compiled: bool) -> dict:
-    """One training case, in this process: step time, model FLOPs, MFU, peak RSS."""
+def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: torch.device, compiled: bool,
+             malloc: bool) -> dict:
+    """One training case, in this process: step time, model FLOPs, MFU, peak RSS. ``malloc``: keep
+    freed memory for reuse, as training does (core/allocator.py); else glibc's default."""
+    if malloc:
+        keep_freed_memory()
     rss_start = peak_rss_mib()
     objective, images, condition, network = build(kind, dims, size, batch, device)
     noise = torch.Generator(device).manual_seed(1)
@@ -125,7 +131,8 @@ def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: to
     synchronize(device)
     seconds = (time.perf_counter() - start) / steps
     return {
-        "device": str(device), "kind": kind, "compiled": compiled, "first_step_seconds": first_step,
+        "device": str(device), "kind": kind, "compiled": compiled, "malloc": "kept" if malloc else "glibc default",
+        "first_step_seconds": first_step,
         "spatial_dims": dims, "size": size, "batch": batch, "threads": torch.get_num_threads(),
         "seconds_per_step": seconds, "steps_per_second": 1 / seconds, "model_gflop_per_step": flops / 1e9,
         "achieved_gflops": flops / seconds / 1e9, "matmul_gflops": peak / 1e9, "mfu": flops / seconds / peak,
@@ -135,6 +142,7 @@ def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: to
 
 def sample_case(dims: int, size: int, batch: int, device: torch.device) -> dict:
     """Sampling alone, in this process: the generator only, one batch, its time and peak RSS."""
+    keep_freed_memory()  # as the CLI does
     rss_start = peak_rss_mib()
     network = network_for(dims, size)
     schema = ConditionSchema({f"a{i}": [str(v) for v in range(n)] for i, n in enumerate(CARDINALITIES)})
@@ -159,6 +167,7 @@ def profile_case(kind: str, dims: int, size: int, batch: int, device: torch.devi
     """Where one case's step time goes: torch.profiler's operator table over two steps, by self time."""
     from torch.profiler import ProfilerActivity, profile
 
+    keep_freed_memory()
     objective, images, condition, _ = build(kind, dims, size, batch, device)
     noise = torch.Generator(device).manual_seed(1)
     autocast = autocast_for(device)
@@ -191,14 +200,16 @@ def main() -> None:
     if args.case:
         kind, dims, size, batch, compiled = args.case.split(",")
         device = torch.device(args.device)
+        malloc, kind = not kind.endswith("-glibc"), kind.removesuffix("-glibc")
         result = (sample_case(int(dims), int(size), int(batch), device) if kind == "sample" else
-                  run_case(kind, int(dims), int(size), int(batch), args.steps, device, compiled == "1"))
+                  run_case(kind, int(dims), int(size), int(batch), args.steps, device, compiled == "1", malloc))
         print(json.dumps(result))
         return
     results = []
     for what, kind, dims, size, batch, compiled in CASES:
+        suffix = "-glibc" if what == "malloc as is" else ""
         command = [sys.executable, __file__, "--steps", str(args.steps), "--device", args.device,
-                   "--case", f"{kind},{dims},{size},{batch},{int(compiled)}"]
+                   "--case", f"{kind}{suffix},{dims},{size},{batch},{int(compiled)}"]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         result = {"case": what, **json.loads(done.stdout.strip().splitlines()[-1])}
         results.append(result)
@@ -206,7 +217,7 @@ def main() -> None:
             print(f"{what:14s} {size}^{dims} batch {batch}: {result['seconds_per_batch']:.2f} s, "
                   f"peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)
             continue
-        print(f"{what:14s} {kind}{' compiled' if compiled else ''} {size}^{dims} batch {batch}: "
+        print(f"{what:14s} {kind}{' compiled' if compiled else ''}{'' if suffix else ' malloc kept'} {size}^{dims} batch {batch}: "
               f"{result['seconds_per_step']:.2f} s/step (first {result['first_step_seconds']:.0f} s), "
               f"{result['model_gflop_per_step']:.1f} GFLOP/step, MFU {result['mfu']:.2f} "
               f"(matmul {result['matmul_gflops']:.0f} GFLOP/s), peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)

@@ -107,7 +107,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     samples_per_grid: int = 8
     num_workers: int = 0
-    compile: bool = False  # torch.compile the trained networks (benchmarks/train_scale.py: 1.2x at 64^3 on CPU, ~2 min to compile)
+    compile: bool = False  # torch.compile the trained networks (for GPUs; on 2 CPU cores no faster, benchmarks/train_scale.py)
     # Differential privacy (DP-SGD with Opacus; core/privacy.py, docs/privacy.md). dp_epsilon None: off.
     dp_epsilon: float | None = None
     dp_delta: float | None = None  # None: min(1e-5, 1 / N^1.1) for N training items (core/privacy.py)

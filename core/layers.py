@@ -6,8 +6,9 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from monai.networks.blocks import UpSample
-from monai.networks.layers.factories import Conv, Pool
+from monai.networks.layers.factories import Conv
 from monai.networks.layers.utils import get_norm_layer
 from torch import nn
 
@@ -65,6 +66,26 @@ class ConditionalGroupNorm(nn.Module):
         return self.norm(x) * (1 + gamma[spatial]) + beta[spatial]
 
 
+class HalvingPool(nn.Module):
+    """Average pooling by 2, as a depthwise stride-2 convolution with fixed weights 1 / 2^d.
+
+    The numbers of ``AvgPool{d}d(2)``, computed by oneDNN's convolution, which keeps channels-last
+    tensors channels-last; torch's CPU ``avg_pool3d`` copies its input to contiguous and its
+    backward zero-fills a full-size gradient, 17 % of a 64^3 GAN step (measured: 2.20 -> 1.87 s a
+    step with this, 3D VAE 1.04 -> 0.95 s, 2D unchanged; docs/scale.md). The weights are a buffer
+    left out of ``state_dict``, so checkpoints are the same as with ``AvgPool``.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int):
+        super().__init__()
+        self.convolve = {2: F.conv2d, 3: F.conv3d}[spatial_dims]
+        weight = torch.full((channels, 1, *(2,) * spatial_dims), 0.5 ** spatial_dims)
+        self.register_buffer("weight", weight, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convolve(x, self.weight, stride=2, groups=self.weight.shape[0])
+
+
 class UpBlock(nn.Module):
     """Residual generator stage, doubling the size: FiLM-GroupNorm, SiLU, conv at the low
     resolution; nearest x2; FiLM-GroupNorm, SiLU, conv at the high resolution.
@@ -93,7 +114,7 @@ class UpBlock(nn.Module):
 
 class DownBlock(nn.Module):
     """Residual critic/encoder stage, halving the size: [norm] LeakyReLU conv at the input
-    resolution keeping the width, average-pool x2, [norm] LeakyReLU conv to the new width.
+    resolution keeping the width, average-pool x2 (``HalvingPool``), [norm] LeakyReLU conv to the new width.
 
     LeakyReLU, not SiLU: under spectral normalisation the critic's activations are small
     (std 0.05-0.3), where SiLU is nearly linear, and a nearly linear critic only compares batch
@@ -110,10 +131,10 @@ class DownBlock(nn.Module):
 
         self.body = nn.Sequential(
             norm(in_channels), nn.LeakyReLU(0.2), conv(spatial_dims, in_channels, in_channels),
-            Pool[Pool.AVG, spatial_dims](2),
+            HalvingPool(spatial_dims, in_channels),
             norm(in_channels), nn.LeakyReLU(0.2), conv(spatial_dims, in_channels, out_channels),
         )
-        self.skip = nn.Sequential(Pool[Pool.AVG, spatial_dims](2), conv(spatial_dims, in_channels, out_channels, 1))
+        self.skip = nn.Sequential(HalvingPool(spatial_dims, in_channels), conv(spatial_dims, in_channels, out_channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.skip(x) + self.body(x)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.artifacts import CONFIG, TorchSampler, save_generator
 from synthscape.core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from synthscape.core.fileio import leftovers, remove_entry, remove_leftovers
@@ -212,6 +213,7 @@ def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, devic
            group: ProcessGroup, progress: bool, on_checkpoint: CheckpointCallback | None) -> ArtifactConfig:
     """The loop itself, on this rank, once the run's config is settled."""
     cfg = art.train
+    keep_freed_memory()  # glibc: reuse freed activation memory rather than page-fault it in again (1.3x at 64^3 on CPU)
     torch.manual_seed(cfg.seed)
     objective = OBJECTIVES[art.model](art.network, cfg, art.schema.cardinalities, device_)
     objective.gradient_sync = group.average_gradients

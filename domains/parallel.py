@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from tqdm.auto import tqdm
 
+from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.errors import SynthscapeError
 
 T = TypeVar("T")
@@ -29,6 +30,7 @@ def parallel_map(task: Callable[[int], T], count: int, workers: int | None, desc
     workers = default_workers(count) if workers is None else int(workers)
     if workers < 1:
         raise SynthscapeError(f"workers must be at least 1, got {workers}")
-    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+    # workers reuse freed memory as the CLI's process does (core/allocator.py), however they start
+    with ProcessPoolExecutor(workers, initializer=keep_freed_memory) if workers > 1 else contextlib.nullcontext() as pool:
         mapped = pool.map(task, range(count), chunksize=max(1, min(16, count // (4 * workers)))) if pool else map(task, range(count))
         return list(tqdm(mapped, total=count, desc=desc, unit=unit))

@@ -5,6 +5,7 @@ from conftest import tiny_network
 from synthscape.core.config import NetworkConfig, TrainConfig
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.gan import GAN
+from synthscape.core.layers import HalvingPool
 from synthscape.core.networks import ConditionalEncoder, ConditionalGenerator, ProjectionDiscriminator, check_inputs
 from synthscape.core.vae import VAE
 
@@ -84,3 +85,22 @@ def test_bad_network_config_is_refused():
         NetworkConfig(2, (18, 16), generator_channels=(8, 8, 8), critic_channels=(8, 8, 8))
     with pytest.raises(SynthscapeError, match="spatial_dims must be 2 or 3"):
         NetworkConfig(1, (16,))
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_halving_pool_is_average_pooling_that_keeps_channels_last(spatial_dims):
+    torch.manual_seed(0)
+    layout = torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
+    x = torch.randn(2, 6, *(9,) * spatial_dims).contiguous(memory_format=layout).requires_grad_()  # odd: floors
+    pool = HalvingPool(spatial_dims, 6).to(memory_format=layout)
+    average = torch.nn.functional.avg_pool3d if spatial_dims == 3 else torch.nn.functional.avg_pool2d
+    y = pool(x)
+    expected = average(x.detach(), 2)
+    assert y.shape == expected.shape == (2, 6, *(4,) * spatial_dims)
+    torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
+    assert y.is_contiguous(memory_format=layout)
+    (grad,) = torch.autograd.grad((y * expected).sum(), x)
+    x_ref = x.detach().requires_grad_()
+    (grad_ref,) = torch.autograd.grad((average(x_ref, 2) * expected).sum(), x_ref)
+    torch.testing.assert_close(grad, grad_ref, rtol=0, atol=1e-6)
+    assert list(pool.state_dict()) == [] and not list(pool.parameters())  # checkpoints as with AvgPool

@@ -1,10 +1,8 @@
-"""The dashcam's pinhole camera and the sprites it paints: vehicles (3-D boxes in perspective),
-pedestrians, cyclists, debris, trees, poles, street lamps, traffic lights and signs.
-
-World frame: metres, x to the right, y up from the (flat) ground, z forward along the optical
-axis; the camera sits at (0, cam.height, 0) looking along +z with the horizon at row ``cam.hz``.
-Every sprite is built in a bbox-local index map (cv2, hard edges, sub-pixel vertices) and painted
-in one ``Canvas.paint`` call, so it costs a few tens of microseconds whatever its number of parts.
+"""The sprites the dashcam paints: vehicles (3-D boxes in perspective), pedestrians, cyclists,
+debris, trees, poles, street lamps, traffic lights and signs (camera and primitives:
+``dashcam_camera``). Every sprite is built in a bbox-local index map (cv2, hard edges, sub-pixel
+vertices) and painted in one ``Canvas.paint`` call, so it costs a few tens of microseconds
+whatever its number of parts; a vehicle's faces are projected together (``WorldPolys``).
 Depth of an object = its distance (metres from the camera to its foot point).
 """
 
@@ -12,124 +10,18 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
+from synthscape.domains.driving.dashcam_camera import Box3, Camera, Sprite, WorldPolys, box_corners, quad, shade
 from synthscape.domains.driving.scene import Canvas
 
-SHIFT, ONE = 4, 16  # sub-pixel bits of cv2 vertex coordinates, and 1 << SHIFT
-
-
-class Camera:
-    """Pinhole camera ``height`` metres above the ground; pixel (col, row) centres at +0.5."""
-
-    def __init__(self, h: int, w: int, horizon: float, focal: float, height: float):
-        self.h, self.w, self.hz, self.f, self.height = int(h), int(w), float(horizon), float(focal), float(height)
-        self.cx = self.w / 2
-
-    def project(self, x: float, y: float, z: float) -> tuple[float, float]:
-        z = max(z, 0.05)
-        return self.cx + self.f * x / z, self.hz + self.f * (self.height - y) / z
-
-    def ground_row(self, z: float) -> float:
-        return self.hz + self.f * self.height / max(z, 0.05)
-
-    def distance(self, x: float, z: float, y: float = 0.0) -> float:
-        return math.sqrt(x * x + z * z + (y - self.height) ** 2)
-
-
-class Sprite:
-    """Parts drawn into a bbox-local index map (0 = empty) with a palette; one paint at the end."""
-
-    def __init__(self, cam: Camera, x0: float, y0: float, x1: float, y1: float):
-        self.c0, self.r0 = max(int(math.floor(x0)) - 1, 0), max(int(math.floor(y0)) - 1, 0)
-        self.c1, self.r1 = min(int(math.ceil(x1)) + 1, cam.w), min(int(math.ceil(y1)) + 1, cam.h)
-        self.ok = self.c1 > self.c0 and self.r1 > self.r0 and x1 - x0 < 40 * cam.w
-        self.idx = np.zeros((self.r1 - self.r0, self.c1 - self.c0) if self.ok else (1, 1), np.uint8)
-        self.pal = [(0, 0, 0)]
-        self.ox, self.oy = self.c0 + 0.5, self.r0 + 0.5
-
-    def _c(self, colour) -> int:
-        self.pal.append(colour)
-        return len(self.pal) - 1
-
-    def _p(self, x: float, y: float) -> tuple[int, int]:
-        return int(round((x - self.ox) * ONE)), int(round((y - self.oy) * ONE))
-
-    def poly(self, pts, colour) -> None:
-        arr = np.array([self._p(x, y) for x, y in pts], np.int32)
-        cv2.fillPoly(self.idx, [arr], self._c(colour), cv2.LINE_8, SHIFT)
-
-    def rect(self, x0: float, y0: float, x1: float, y1: float, colour) -> None:
-        self.poly(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), colour)
-
-    def line(self, a, b, width: float, colour) -> None:
-        cv2.line(self.idx, self._p(*a), self._p(*b), self._c(colour), max(int(round(width)), 1), cv2.LINE_8, SHIFT)
-
-    def ellipse(self, centre, axes, colour, thickness: int = -1, angle: float = 0.0) -> None:
-        ax = (max(int(round(axes[0] * ONE)), 0), max(int(round(axes[1] * ONE)), 0))
-        cv2.ellipse(self.idx, self._p(*centre), ax, angle, 0, 360, self._c(colour), thickness, cv2.LINE_8, SHIFT)
-
-    def stamp(self, canvas: Canvas, semantic: str, depth: float) -> bool:
-        if not self.ok:
-            return False
-        mask = self.idx > 0
-        if not mask.any():
-            return False
-        pal = np.clip(np.array(self.pal, np.float32), 0, 255).astype(np.uint8)
-        canvas.paint(mask, (self.r0, self.c0), pal[self.idx], semantic, depth)
-        return True
-
-
-def shade(colour, k: float):
-    return tuple(min(max(c * k, 0), 255) for c in colour)
-
-
-class Box3:
-    """An upright box in world space: centre (x, z) of its footprint, yaw (0 = facing +z)."""
-
-    def __init__(self, x: float, z: float, yaw: float, hx: float, y0: float, y1: float, z0: float, z1: float):
-        self.x, self.z, self.c, self.s = x, z, math.cos(yaw), math.sin(yaw)
-        self.hx, self.y0, self.y1, self.z0, self.z1 = hx, y0, y1, z0, z1
-
-    def world(self, lx: float, y: float, lz: float) -> tuple[float, float, float]:
-        return self.x + lx * self.c + lz * self.s, y, self.z - lx * self.s + lz * self.c
-
-    def faces(self, cam: Camera) -> dict[str, tuple]:
-        """Visible faces: name -> (origin, edge1, edge2) in world space."""
-        hx, y0, y1, z0, z1 = self.hx, self.y0, self.y1, self.z0, self.z1
-        up = (0.0, y1 - y0, 0.0)
-        specs = {"back": ((-hx, y0, z0), (hx, y0, z0), up, (-self.s, -self.c)),
-                 "front": ((hx, y0, z1), (-hx, y0, z1), up, (self.s, self.c)),
-                 "left": ((-hx, y0, z1), (-hx, y0, z0), up, (-self.c, self.s)),
-                 "right": ((hx, y0, z0), (hx, y0, z1), up, (self.c, -self.s))}
-        out = {}
-        for name, (a, b, e2, (nx, nz)) in specs.items():
-            o, p = self.world(*a), self.world(*b)
-            mx, mz = (o[0] + p[0]) / 2, (o[2] + p[2]) / 2
-            if -(nx * mx + nz * mz) > 1e-6:
-                out[name] = (o, (p[0] - o[0], 0.0, p[2] - o[2]), e2)
-        if y1 < cam.height:
-            o = self.world(-hx, y1, z0)
-            a, b = self.world(hx, y1, z0), self.world(-hx, y1, z1)
-            out["top"] = (o, (a[0] - o[0], 0.0, a[2] - o[2]), (b[0] - o[0], 0.0, b[2] - o[2]))
-        return out
-
-    def corners(self):
-        return [self.world(lx, y, lz) for lx in (-self.hx, self.hx) for y in (self.y0, self.y1)
-                for lz in (self.z0, self.z1)]
-
-
-def quad(cam: Camera, face, s0=0.0, s1=1.0, t0=0.0, t1=1.0):
-    (ox, oy, oz), (ax, ay, az), (bx, by, bz) = face
-    return [cam.project(ox + s * ax + t * bx, oy + s * ay + t * by, oz + s * az + t * bz)
-            for s, t in ((s0, t0), (s1, t0), (s1, t1), (s0, t1))]
-
+__all__ = ["Camera", "Sprite", "cyclist", "debris", "pedestrian", "street_lamp", "traffic_light", "tree", "vehicle"]
 
 VEHICLE_COLOURS = ((235, 235, 232), (190, 192, 196), (30, 30, 34), (110, 112, 118), (170, 28, 30),
                    (30, 60, 140), (20, 40, 80), (60, 90, 60), (200, 180, 140), (230, 200, 40))
 GLASS = (40, 52, 66)
 _RING = [(math.cos(t), math.sin(t)) for t in np.linspace(0, 2 * math.pi, 9)[:-1]]
+_RING_COS, _RING_SIN = np.array([c for c, _ in _RING]), np.array([s for _, s in _RING])
 DARK = (22, 22, 24)
 
 
@@ -149,36 +41,37 @@ def vehicle(canvas: Canvas, cam: Camera, rng: np.random.Generator, x: float, z: 
         parts = [("chassis", Box3(x, z, yaw, 0.46 * width, 0.3, 1.1, -length / 2, length / 2), DARK),
                  ("cab", Box3(x, z, yaw, width / 2, 0.45, 0.8 * height, length / 2 - 2.2, length / 2), colour),
                  ("cargo", Box3(x, z, yaw, width / 2, 1.0, height, -length / 2, length / 2 - 2.5), cargo)]
-    pts = [cam.project(*p) for _, b, _ in parts for p in b.corners()]
-    us, vs = [p[0] for p in pts], [p[1] for p in pts]
-    sp = Sprite(cam, min(us), min(vs), max(us), max(vs))
+    corners = cam.project_many(box_corners([b for _, b, _ in parts]))
+    (u0, v0), (u1, v1) = corners.min(axis=0), corners.max(axis=0)
+    sp = Sprite(cam, u0, v0, u1, v1)
     if not sp.ok:
         return False
     dist = cam.distance(x, z)
-    detail = max(vs) - min(vs) > 7  # far vehicles (a few pixels) skip wheels, glass and plates
+    detail = v1 - v0 > 7  # far vehicles (a few pixels) skip wheels, glass and plates
     hx, wheel_r = width / 2, 0.33 if kind == "car" else 0.5
     axles = (-0.33 * length, 0.3 * length) if kind == "car" else (-0.35 * length, 0.36 * length)
     body = parts[0][1]
     body_faces = body.faces(cam)
+    polys = WorldPolys()  # queued in paint order, projected and filled at once
     under = Box3(x, z, yaw, hx - 0.02, 0.0, 0.6, -length / 2 + 0.4, length / 2 - 0.4)
     for fname, face in under.faces(cam).items():  # tyres seen from the ends, behind the body
         if fname in ("back", "front"):
-            sp.poly(quad(cam, face, 0.0, 0.14), DARK)
-            sp.poly(quad(cam, face, 0.86, 1.0), DARK)
+            polys.quad(face, DARK, 0.0, 0.14)
+            polys.quad(face, DARK, 0.86, 1.0)
     lamp_kind = {}
     for name, box, col in parts:
         for fname, face in (body_faces if box is body else box.faces(cam)).items():
             k = {"top": 1.12, "back": 0.92, "front": 0.92}.get(fname, 0.78)
-            sp.poly(quad(cam, face), shade(col, k))
+            polys.quad(face, shade(col, k))
             if name == "cabin" and fname != "top":
                 inset = (0.08, 0.92, 0.0, 0.86) if fname in ("back", "front") else (0.06, 0.94, 0.0, 0.86)
-                sp.poly(quad(cam, face, *inset), GLASS)
+                polys.quad(face, GLASS, *inset)
             elif name == "cab" and fname == "front":
-                sp.poly(quad(cam, face, 0.05, 0.95, 0.6, 0.95), GLASS)
+                polys.quad(face, GLASS, 0.05, 0.95, 0.6, 0.95)
             elif name in ("body", "chassis") and fname in ("back", "front"):
                 lamp_kind[fname] = face
             elif name == "cargo" and fname in ("left", "right") and detail:
-                sp.poly(quad(cam, face, 0.0, 1.0, 0.0, 0.07), shade(col, 0.6))
+                polys.quad(face, shade(col, 0.6), 0.0, 1.0, 0.0, 0.07)
     for fname in ("left", "right") if detail else ():  # wheels on a visible side, as discs
         face = body_faces.get(fname)
         if face is None:
@@ -188,23 +81,27 @@ def vehicle(canvas: Canvas, cam: Camera, rng: np.random.Generator, x: float, z: 
         for a in axles:
             s = (a + length / 2) if fname == "right" else (length / 2 - a)
             cxw, czw = ox + s * ux, oz + s * uz
-            sp.poly([cam.project(cxw + ux * wheel_r * co, wheel_r + wheel_r * si, czw + uz * wheel_r * co)
-                     for co, si in _RING], DARK)
+            ring = np.empty((len(_RING), 3))
+            ring[:, 0], ring[:, 1], ring[:, 2] = cxw + ux * wheel_r * _RING_COS, wheel_r + wheel_r * _RING_SIN, \
+                czw + uz * wheel_r * _RING_COS
+            polys.points(ring, DARK)
+    lamps = []  # (quad index, colour, kind)
     for fname, face in lamp_kind.items():
         front = fname == "front"
         lamp = (250, 245, 220) if front else (200, 20, 20)
         t0, t1 = (0.5, 0.8) if kind == "car" else (0.2, 0.55)
         for s0, s1 in ((0.03, 0.2), (0.8, 0.97)):
-            q = quad(cam, face, s0, s1, t0, t1)
-            sp.poly(q, lamp)
-            if lights is not None:
-                lx, ly = sum(p[0] for p in q) / 4, sum(p[1] for p in q) / 4
-                r = max(0.6, 0.5 * abs(q[1][0] - q[0][0]))
-                lights.append((lx, ly, r, lamp, "headlight" if front else "taillight", dist))
-                if hazard:
-                    lights.append((lx, ly, r * 1.2, (255, 170, 0), "signal", dist))
+            lamps.append((polys.quad(face, lamp, s0, s1, t0, t1), lamp, "headlight" if front else "taillight"))
         if detail:
-            sp.poly(quad(cam, face, 0.38, 0.62, 0.08, 0.32), (225, 225, 215) if not front else DARK)
+            polys.quad(face, (225, 225, 215) if not front else DARK, 0.38, 0.62, 0.08, 0.32)
+    drawn = polys.fill(cam, sp)  # pixel corners of the quads
+    for i, lamp, lamp_name in lamps if lights is not None else ():
+        q = drawn[i].tolist()
+        lx, ly = sum(p[0] for p in q) / 4, sum(p[1] for p in q) / 4
+        r = max(0.6, 0.5 * abs(q[1][0] - q[0][0]))
+        lights.append((lx, ly, r, lamp, lamp_name, dist))
+        if hazard:
+            lights.append((lx, ly, r * 1.2, (255, 170, 0), "signal", dist))
     canvas.begin(kind, dist)
     ok = sp.stamp(canvas, kind, dist)
     canvas.end()
