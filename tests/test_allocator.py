@@ -7,6 +7,7 @@ import torch
 from synthscape.core.allocator import keep_freed_memory
 
 glibc = platform.libc_ver()[0] == "glibc"
+mallinfo2 = glibc and hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")  # glibc >= 2.33
 
 
 class MallInfo2(ctypes.Structure):  # glibc >= 2.33 <malloc.h>
@@ -14,7 +15,7 @@ class MallInfo2(ctypes.Structure):  # glibc >= 2.33 <malloc.h>
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-@pytest.mark.skipif(not glibc, reason="mallopt is glibc's")
+@pytest.mark.skipif(not mallinfo2, reason="mallopt and mallinfo2 are glibc's (2.33 and later)")
 def test_large_tensors_come_from_the_reused_heap_not_fresh_mappings():
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = MallInfo2
