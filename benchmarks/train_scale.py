@@ -37,16 +37,18 @@ KINDS = {"gan": GAN, "vae": VAE}
 CARDINALITIES = [2, 4, 4]
 R1_EVERY = 16
 
-# (what, kind, spatial dims, size, batch, torch.compile): the cases, the 3D GAN compiled and
-# with glibc's malloc left as it is (core/allocator.py), then growth with size and batch
+# (what, kind, spatial dims, size, batch, torch.compile, freed memory kept): the cases, the
+# 3D GAN compiled and with glibc's malloc left as it is (core/allocator.py), then growth with size
+# and batch
 CASES = [
-    ("lung-ct 64^3", "gan", 3, 64, 4, False), ("lung-ct 64^3", "gan", 3, 64, 4, True),
-    ("malloc as is", "gan", 3, 64, 4, False),
-    ("lung-ct 64^3", "vae", 3, 64, 4, False), ("malloc as is", "vae", 3, 64, 4, False),
-    ("driving 128^2", "gan", 2, 128, 16, False), ("driving 128^2", "vae", 2, 128, 16, False),
-    ("growth", "gan", 3, 32, 4, False), ("growth", "gan", 3, 48, 4, False), ("growth", "gan", 3, 96, 4, False),
-    ("growth", "gan", 3, 64, 1, False), ("growth", "gan", 3, 64, 8, False),
-    ("sampling", "sample", 3, 64, 16, False), ("sampling", "sample", 2, 128, 16, False),
+    ("lung-ct 64^3", "gan", 3, 64, 4, False, True), ("lung-ct 64^3", "gan", 3, 64, 4, True, True),
+    ("malloc as is", "gan", 3, 64, 4, False, False),
+    ("lung-ct 64^3", "vae", 3, 64, 4, False, True), ("malloc as is", "vae", 3, 64, 4, False, False),
+    ("driving 128^2", "gan", 2, 128, 16, False, True), ("driving 128^2", "vae", 2, 128, 16, False, True),
+    ("growth", "gan", 3, 32, 4, False, True), ("growth", "gan", 3, 48, 4, False, True),
+    ("growth", "gan", 3, 96, 4, False, True), ("growth", "gan", 3, 64, 1, False, True),
+    ("growth", "gan", 3, 64, 8, False, True),
+    ("sampling", "sample", 3, 64, 16, False, True), ("sampling", "sample", 2, 128, 16, False, True),
 ]
 
 
@@ -201,18 +203,16 @@ def main() -> None:
         profile_case(kind, int(dims), int(size), int(batch), torch.device(args.device), args.out.parent / name)
         return
     if args.case:
-        kind, dims, size, batch, compiled = args.case.split(",")
+        kind, dims, size, batch, compiled, kept = args.case.split(",")
         device = torch.device(args.device)
-        malloc, kind = not kind.endswith("-glibc"), kind.removesuffix("-glibc")
         result = (sample_case(int(dims), int(size), int(batch), device) if kind == "sample" else
-                  run_case(kind, int(dims), int(size), int(batch), args.steps, device, compiled == "1", malloc))
+                  run_case(kind, int(dims), int(size), int(batch), args.steps, device, compiled == "1", kept == "1"))
         print(json.dumps(result))
         return
     results = []
-    for what, kind, dims, size, batch, compiled in CASES:
-        suffix = "-glibc" if what == "malloc as is" else ""
+    for what, kind, dims, size, batch, compiled, kept in CASES:
         command = [sys.executable, __file__, "--steps", str(args.steps), "--device", args.device,
-                   "--case", f"{kind}{suffix},{dims},{size},{batch},{int(compiled)}"]
+                   "--case", f"{kind},{dims},{size},{batch},{int(compiled)},{int(kept)}"]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         result = {"case": what, **json.loads(done.stdout.strip().splitlines()[-1])}
         results.append(result)
@@ -220,7 +220,7 @@ def main() -> None:
             print(f"{what:14s} {size}^{dims} batch {batch}: {result['seconds_per_batch']:.2f} s, "
                   f"peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)
             continue
-        print(f"{what:14s} {kind}{' compiled' if compiled else ''}{'' if suffix else ' malloc kept'} {size}^{dims} batch {batch}: "
+        print(f"{what:14s} {kind}{' compiled' if compiled else ''}{' malloc kept' if kept else ''} {size}^{dims} batch {batch}: "
               f"{result['seconds_per_step']:.2f} s/step (first {result['first_step_seconds']:.0f} s), "
               f"{result['model_gflop_per_step']:.1f} GFLOP/step, MFU {result['mfu']:.2f} "
               f"(matmul {result['matmul_gflops']:.0f} GFLOP/s), peak RSS {result['peak_rss_mib']:.0f} MiB", flush=True)
