@@ -25,11 +25,11 @@ import torch
 from interleaved import summarise, time_interleaved
 
 from synthscape.core.allocator import keep_freed_memory
-from synthscape.core.artifacts import load_run, save_generator
-from synthscape.core.conditions import ConditionPrior
-from synthscape.core.config import ArtifactConfig, default_network
-from synthscape.core.networks import ConditionalGenerator
-from synthscape.core.sampling import plan
+from synthscape.core.networks.artifacts import load_run, save_generator
+from synthscape.core.schema.conditions import ConditionPrior
+from synthscape.core.schema.config import ArtifactConfig, default_network
+from synthscape.core.networks.nets import ConditionalGenerator
+from synthscape.core.sampling.sampler import plan
 from synthscape.domains import get_domain
 from synthscape.exports.onnx_export import FOLDED_DIMS, export_onnx
 from synthscape.exports.runtime import OnnxSampler

@@ -25,13 +25,13 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from synthscape.core.allocator import keep_freed_memory
-from synthscape.core.artifacts import TorchSampler
-from synthscape.core.config import ArtifactConfig, TrainConfig, default_network
-from synthscape.core.conditions import ConditionPrior, ConditionSchema
-from synthscape.core.gan import GAN
-from synthscape.core.networks import ConditionalGenerator
-from synthscape.core.training import autocast_for, memory_format
-from synthscape.core.vae import VAE
+from synthscape.core.networks.artifacts import TorchSampler
+from synthscape.core.schema.config import ArtifactConfig, TrainConfig, default_network
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
+from synthscape.core.training.gan import GAN
+from synthscape.core.networks.nets import ConditionalGenerator
+from synthscape.core.training.loop import autocast_for, memory_format
+from synthscape.core.training.vae import VAE
 
 KINDS = {"gan": GAN, "vae": VAE}
 CARDINALITIES = [2, 4, 4]

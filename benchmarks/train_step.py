@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from interleaved import time_interleaved
 
-from synthscape.core.config import TrainConfig, default_network
-from synthscape.core.gan import GAN
-from synthscape.core.vae import VAE
+from synthscape.core.schema.config import TrainConfig, default_network
+from synthscape.core.training.gan import GAN
+from synthscape.core.training.vae import VAE
 
 KINDS = {"gan": GAN, "vae": VAE}
 

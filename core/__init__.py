@@ -1,11 +1,18 @@
-"""synthscape.core: conditions, networks, GAN and VAE training, sampling and artifacts.
+"""synthscape.core: what every domain shares, grouped by concept (docs/architecture.md).
 
-This package's ``__init__`` imports nothing that needs torch, so the torch-free modules
-(``conditions``, ``config``, ``sampling``, ``grids``, ``fileio``, ``errors``) serve the edge
-install too. Import the torch modules (``networks``, ``training``, ``artifacts``) by name.
+    schema/      condition schema and prior, network/train/artifact config        torch-free
+    sampling/    Sampler, per-sample streams, orders, shards                      torch-free
+    files/       atomic files and folders, PNG grids                              torch-free
+    networks/    2D/3D blocks and networks, weights, a trained generator on disk  torch
+    training/    the loop, GAN and VAE objectives, checkpoints, torchrun, DP-SGD   torch
+    evaluation/  metrics beside real-vs-real references, the HTML report           torch (report: not)
+
+The modules at this level (``errors``, ``allocator``, ``progress``) are leaves every package may
+use. This ``__init__`` imports nothing that needs torch, so the torch-free packages serve the
+edge install too.
 """
 
-from synthscape.core.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 
 __all__ = ["ConditionPrior", "ConditionSchema", "SynthscapeError"]

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from synthscape.cli import main as synthscape
-from synthscape.core.fileio import write_bytes
+from synthscape.core.files.atomic import write_bytes
 
 PLAN = """weather,time,scenario,count
 fog,night,pedestrian_crossing,8

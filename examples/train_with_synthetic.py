@@ -27,7 +27,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomS
 
 import synthscape
 from synthscape.cli import main as synthscape_cli
-from synthscape.core.label_classifier import LabelClassifier
+from synthscape.core.evaluation.label_classifier import LabelClassifier
 from synthscape.domains import get_domain
 
 LUNG = get_domain("lung-ct")

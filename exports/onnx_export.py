@@ -21,9 +21,9 @@ import onnx
 import torch
 
 from synthscape import __version__
-from synthscape.core.artifacts import load_run
+from synthscape.core.networks.artifacts import load_run
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import write_bytes
+from synthscape.core.files.atomic import write_bytes
 from synthscape.exports.precision import lower
 from synthscape.exports.runtime import METADATA_KEY
 from synthscape.exports.subpixel import fold_upsampling
@@ -75,7 +75,7 @@ def export_onnx(run: str | Path, out: str | Path, opset: int = 17, precision: st
 
 def example_inputs(sampler, batch: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Latents and conditions of samples 0..batch-1 of ``seed``, as sampling would draw them."""
-    from synthscape.core.sampling import plan
+    from synthscape.core.sampling.sampler import plan
 
     latents, encoded, _ = plan(sampler.schema, sampler.prior, sampler.latent_dim, batch, seed=seed)
     return latents, encoded

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.sampling import Sampler, plan
+from synthscape.core.sampling.sampler import Sampler, plan
 
 PRECISIONS = ("fp32", "fp16", "int8")
 # Bounds on |low precision - fp32| over images in [-1, 1]: (max, mean).

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from synthscape.core.config import ArtifactConfig
+from synthscape.core.schema.config import ArtifactConfig
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.sampling import Sampler
+from synthscape.core.sampling.sampler import Sampler
 
 METADATA_KEY = "synthscape"
 

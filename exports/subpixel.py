@@ -23,8 +23,8 @@ import math
 import torch
 from torch import nn
 
-from synthscape.core.layers import UpBlock, conv
-from synthscape.core.networks import ConditionalGenerator
+from synthscape.core.networks.blocks import UpBlock, conv
+from synthscape.core.networks.nets import ConditionalGenerator
 
 # PHASE_TAPS[phase, new_tap, old_tap]: output position 2i + phase of a 3-tap convolution over a
 # nearest-upsampled axis reads low-resolution voxels (i - 1, i, i) for phase 0, (i, i, i + 1) for 1.

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthscape.core.conditions import ConditionPrior, ConditionSchema
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.sampling import Sampler, Samples
+from synthscape.core.sampling.sampler import Sampler, Samples
 
 __version__ = "0.1.0"
 __all__ = ["ConditionPrior", "ConditionSchema", "Sampler", "Samples", "SyntheticDataset", "SynthscapeError", "load",
@@ -34,7 +34,7 @@ def load(path: str | Path, device: str = "cpu") -> Sampler:
         return OnnxSampler(path, device=device)
     if not path.exists():
         raise SynthscapeError(f"{path} does not exist: expected a run directory with config.json and generator.safetensors")
-    from synthscape.core.artifacts import load_run
+    from synthscape.core.networks.artifacts import load_run
 
     return load_run(path, device=device)
 

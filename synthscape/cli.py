@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synthscape.core.allocator import keep_freed_memory
-from synthscape.core.conditions import ConditionSchema
+from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_dir, check_new_folder
-from synthscape.core.orders import draw_order, read_plan
-from synthscape.core.shards import Shard, torchrun_environment, torchrun_shard
+from synthscape.core.files.atomic import atomic_dir, check_new_folder
+from synthscape.core.sampling.orders import draw_order, read_plan
+from synthscape.core.sampling.shards import Shard, torchrun_environment, torchrun_shard
 from synthscape.domains import available_domains, get_domain
 from synthscape.domains.base import write_samples
 
@@ -72,8 +72,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from synthscape.core.config import TrainConfig
-    from synthscape.core.training import train
+    from synthscape.core.schema.config import TrainConfig
+    from synthscape.core.training.loop import train
 
     domain = get_domain(args.domain)
     if not args.data.is_dir():

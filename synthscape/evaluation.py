@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_dir, check_new_folder, write_text
+from synthscape.core.files.atomic import atomic_dir, check_new_folder, write_text
 from synthscape.domains import get_domain
 
 log = logging.getLogger("synthscape")
@@ -25,7 +25,7 @@ log = logging.getLogger("synthscape")
 
 def real_arrays(domain, data: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     """The whole real data set as arrays, read at the generator's size (and spacing, for CT)."""
-    from synthscape.core.data import dataset_conditions
+    from synthscape.core.training.data import dataset_conditions
 
     geometry = {k: meta[k] for k in ("size", "spacing") if k in meta}
     dataset = domain.dataset(data, **geometry)
@@ -38,7 +38,7 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
     """Evaluate ``model`` (run folder or .onnx) on the real data folder ``data``; write ``out``
     (replacing an existing one, once the new one is complete, if ``overwrite``)."""
     import synthscape
-    from synthscape.core.evaluation import EvaluationSettings, evaluate
+    from synthscape.core.evaluation.suite import EvaluationSettings, evaluate
 
     model, data, out = Path(model), Path(data), Path(out)
     check_new_folder(out, overwrite=overwrite, inputs=(model, data))
@@ -66,9 +66,9 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
 
 
 def write_html(out: Path, result, metrics: dict, model: Path, domain) -> Path:
-    from synthscape.core.distances import histograms
-    from synthscape.core.grids import grid
-    from synthscape.core.report import Figure, Histogram, Report, condition_grid, curves_from_metrics_csv, slice_montage, write_report
+    from synthscape.core.evaluation.distances import histograms
+    from synthscape.core.files.grids import grid
+    from synthscape.core.evaluation.report import Figure, Histogram, Report, condition_grid, curves_from_metrics_csv, slice_montage, write_report
 
     sections = []
     generated = condition_grid(result.generated, result.generated_conditions)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_dir, write_text
+from synthscape.core.files.atomic import atomic_dir, write_text
 from synthscape.domains import get_domain
 from synthscape.pipeline_config import EvaluateStage, ExportStage, Pipeline, SampleStage, SimulateStage, TrainStage, same_outputs
 
@@ -96,8 +96,8 @@ def simulate(domain, data: Path, pipeline: Pipeline) -> str:
 
 
 def train_stage(domain, data: Path, run: Path, pipeline: Pipeline, device: str) -> str:
-    from synthscape.core.config import TrainConfig
-    from synthscape.core.training import train
+    from synthscape.core.schema.config import TrainConfig
+    from synthscape.core.training.loop import train
 
     stage = pipeline.train
     geometry = {k: v for k, v in pipeline.simulate.options.items() if k in ("size", "spacing")} if pipeline.data is None else {}
@@ -112,7 +112,7 @@ def train_stage(domain, data: Path, run: Path, pipeline: Pipeline, device: str) 
 
 
 def sample_stage(domain, run: Path, out: Path, pipeline: Pipeline) -> str:
-    from synthscape.core.orders import draw_order
+    from synthscape.core.sampling.orders import draw_order
     from synthscape.domains.base import write_samples
     from synthscape import load
 

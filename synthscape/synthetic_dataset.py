@@ -1,7 +1,7 @@
 """Synthetic samples as a torch ``Dataset``, to mix with real data in a user's own training loop.
 
 ``SyntheticDataset(run_or_onnx, conditions=..., length=N)`` draws item ``i`` on the fly as sample
-``start + i`` of ``seed`` (``core/sampling.py``: a sample depends on (seed, index) alone). Which
+``start + i`` of ``seed`` (``core/sampling/sampler.py``: a sample depends on (seed, index) alone). Which
 condition item ``i`` is asked for comes from a third stream, ``default_rng([seed, start + i, 1])``.
 So an item is the same in every epoch, in every DataLoader worker, alone or in a batch, and the
 data set needs no storage: an epoch of fresh samples is a new ``seed`` (or ``start``).
@@ -29,9 +29,9 @@ import torch
 from torch.utils.data import Dataset
 
 from synthscape import load  # a run folder (torch) or an .onnx file (onnxruntime)
-from synthscape.core.conditions import ConditionSchema
+from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.sampling import Sampler, plan
+from synthscape.core.sampling.sampler import Sampler, plan
 
 # One condition dict (every item asks for it), a list of (condition dict, weight) pairs, or a
 # dict {"nodule=present,size=large": weight}; None: everything as the training data has it.
@@ -124,7 +124,7 @@ class SyntheticDataset(Dataset):
 
     def _check_travels(self) -> None:
         """Only a torch sampler survives pickling and forking; an onnxruntime session does neither."""
-        from synthscape.core.artifacts import TorchSampler
+        from synthscape.core.networks.artifacts import TorchSampler
 
         if not isinstance(self._sampler, TorchSampler):
             raise SynthscapeError(f"a loaded {type(self._sampler).__name__} cannot go to a DataLoader worker: "

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from synthscape.core.conditions import ConditionSchema
+from synthscape.core.schema.conditions import ConditionSchema
 
 SCHEMA = ConditionSchema({"position": ["a", "b", "c", "d"], "tint": ["dim", "bright"]})
 

@@ -2,18 +2,21 @@ from __future__ import annotations
 
 import csv
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
+TESTS = Path(__file__).resolve().parent  # helpers (blobs.py, this file) import from here in every test folder
+REPO = TESTS.parent
+sys.path.insert(0, str(TESTS))
 
 from blobs import SCHEMA, Blobs  # noqa: E402
 
-from synthscape.core.config import NetworkConfig, TrainConfig  # noqa: E402
-from synthscape.domains.base import register, unregister  # noqa: E402
+from synthscape.core.schema.config import NetworkConfig, TrainConfig  # noqa: E402
+from synthscape.domains.base import read_meta, register, unregister  # noqa: E402
 
 
 def tiny_network(spatial_dims: int = 2, channels: int = 1, **overrides) -> NetworkConfig:
@@ -29,12 +32,20 @@ def tiny_train(**overrides) -> TrainConfig:
     return TrainConfig(**settings)
 
 
+@dataclass(frozen=True)
+class BlobsMeta:
+    """The blobs data set's meta: where it came from."""
+
+    source: str = "blobs"
+
+
 class BlobsDomain:
     """A real (if tiny) domain for the CLI tests: .npy files + labels.csv in, .npy + labels.csv out."""
 
     name = "blobs"
     schema = SCHEMA
     spatial_dims = 2
+    meta_type = BlobsMeta
 
     def simulate(self, out: Path, count: int, seed: int, **options) -> Path:
         data = Blobs(2, 16, count, seed=seed)
@@ -50,7 +61,8 @@ class BlobsDomain:
         dataset.meta = {"source": "blobs"}
         return dataset
 
-    def write(self, images, conditions, out: Path, formats, **meta) -> list[Path]:
+    def write(self, images, conditions, out: Path, formats=None, *, seed=None, indices=None, meta=None) -> list[Path]:
+        read_meta(BlobsMeta, meta, self.name)
         out.mkdir(parents=True, exist_ok=True)
         files = []
         for i, image in enumerate(images):

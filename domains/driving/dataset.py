@@ -7,6 +7,7 @@ then kept in memory as uint8: 500 images at 64x64 are 6 MB.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.domains.driving.formats import COCO_FILE, read_coco_images
-from synthscape.domains.driving.schema import SCHEMA
+from synthscape.domains.driving.schema import SCHEMA, DrivingMeta
 from synthscape.domains.labels import LABELS, conditions_of, read_labels, unlisted_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -97,7 +98,7 @@ class DrivingDataset(Dataset):
                 raise SynthscapeError(f"{path} is {image.shape[1]}x{image.shape[0]} but {self.paths[0].name} is "
                                       f"{source_size[1]}x{source_size[0]}; a data set has one image size")
             self.images[i] = square(image, self.size).transpose(2, 0, 1)
-        self.meta = {"size": self.size, "source_size": list(source_size)}
+        self.meta = asdict(DrivingMeta(size=self.size, source_size=list(source_size)))
 
     def __len__(self) -> int:
         return len(self.images)

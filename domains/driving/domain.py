@@ -13,7 +13,7 @@ A simulated data set folder::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import write_text
-from synthscape.core.grids import to_uint8, write_png
-from synthscape.domains.base import register
+from synthscape.core.files.atomic import write_text
+from synthscape.core.files.grids import to_uint8, write_png
+from synthscape.domains.base import read_meta, register
 from synthscape.domains.parallel import parallel_map
 from synthscape.domains.driving.aerial import render_aerial
 from synthscape.domains.driving.dashcam import render_dashcam
 from synthscape.domains.driving.formats import COCO_FILE, coco_document, write_coco, write_yolo_classes, yolo_lines
 from synthscape.domains.driving.scene import Box, Scene
-from synthscape.domains.driving.schema import SCENARIOS, SCHEMA, TIMES, VIEWS, WEATHERS
+from synthscape.domains.driving.schema import SCENARIOS, SCHEMA, TIMES, VIEWS, WEATHERS, DrivingMeta
 from synthscape.domains.driving.weather import apply_conditions
 from synthscape.domains.labels import write_labels
 
@@ -88,6 +88,7 @@ class Driving:
     name = "driving"
     schema = SCHEMA
     spatial_dims = 2
+    meta_type = DrivingMeta
 
     def simulate(self, out: Path, count: int, seed: int, size: int = 256, view: str = "dashcam",
                  workers: int | None = None, **options: Any) -> Path:
@@ -118,9 +119,11 @@ class Driving:
         return DrivingDataset(path, size=size)
 
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
-              formats: Sequence[str] | str | None = None, seed: int | None = None,
-              indices: Sequence[int] | None = None, **meta: Any) -> list[Path]:
-        """Generated images ``[N, 3, H, W]`` in [-1, 1] -> ``images/sample-N.png`` + labels.csv."""
+              formats: Sequence[str] | str | None = None, *, seed: int | None = None,
+              indices: Sequence[int] | None = None, meta: Mapping[str, Any] | None = None) -> list[Path]:
+        """Generated images ``[N, 3, H, W]`` in [-1, 1] -> ``images/sample-N.png`` + labels.csv.
+        ``meta`` (``DrivingMeta``) is checked; PNGs are written at the images' own size."""
+        read_meta(DrivingMeta, meta, self.name)
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[1] != 3:
             raise SynthscapeError(f"driving writes RGB images [N, 3, H, W], got {list(images.shape)}")

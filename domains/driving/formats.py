@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import write_json, write_text
+from synthscape.core.files.atomic import write_json, write_text
 from synthscape.domains.driving.scene import CATEGORIES, Box
 
 COCO_FILE = "annotations.json"

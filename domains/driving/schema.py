@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from synthscape.core.conditions import ConditionSchema
+from dataclasses import dataclass
+
+from synthscape.core.schema.conditions import ConditionSchema
 
 WEATHERS = ("clear", "rain", "fog", "snow")
 TIMES = ("day", "dusk", "night")
@@ -10,3 +12,11 @@ SCENARIOS = ("normal", "pedestrian_crossing", "stalled_vehicle", "debris", "cycl
 VIEWS = ("dashcam", "aerial")
 
 SCHEMA = ConditionSchema({"weather": list(WEATHERS), "time": list(TIMES), "scenario": list(SCENARIOS)})
+
+
+@dataclass(frozen=True)
+class DrivingMeta:
+    """What a driving data set records for training (config.json's ``domain_meta``)."""
+
+    size: int | None = None  # pixels per side of the square training images
+    source_size: tuple[int, int] | list[int] | None = None  # (height, width) of the data set's first picture

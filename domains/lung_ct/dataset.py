@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from synthscape.core.errors import SynthscapeError
 from synthscape.domains.labels import conditions_of, read_labels, unlisted_files
 from synthscape.domains.lung_ct.dicom import read_dicom_series
 from synthscape.domains.lung_ct.nifti import read_nifti
-from synthscape.domains.lung_ct.schema import HU_WINDOW, SCHEMA
+from synthscape.domains.lung_ct.schema import HU_WINDOW, SCHEMA, CTMeta
 
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -110,8 +111,7 @@ class LungCTDataset(Dataset):
         self.size = tuple(int(s) for s in np.broadcast_to(np.asarray(size), (3,)))
         self.spacing = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, dtype=float), (3,)))
         self.window = tuple(float(w) for w in window)
-        self.meta = {"hu_window": list(self.window), "spacing": list(self.spacing), "size": list(self.size),
-                     "orientation": "RAS"}
+        self.meta = asdict(CTMeta(hu_window=list(self.window), spacing=list(self.spacing), size=list(self.size)))
         with our_errors():
             self.volumes = CacheDataset([{"image": str(p)} for p in self.paths], ct_pipeline(self.size, self.spacing, self.window),
                                         num_workers=cache_workers or None, progress=progress and sys.stderr.isatty())

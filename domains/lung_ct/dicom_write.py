@@ -35,7 +35,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_dir
+from synthscape.core.files.atomic import atomic_dir
 from synthscape.domains.lung_ct.dicom_read import LPS_TO_RAS, reorient
 
 log = logging.getLogger(__name__)

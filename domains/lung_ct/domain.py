@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.domains.base import register
+from synthscape.domains.base import read_meta, register
 from synthscape.domains.parallel import parallel_map
 from synthscape.domains.labels import write_labels
 from synthscape.domains.lung_ct.dicom import write_dicom_series
 from synthscape.domains.lung_ct.nifti import write_nifti
 from synthscape.domains.lung_ct.phantom import chest_phantom, default_spacing
-from synthscape.domains.lung_ct.schema import HU_WINDOW, SCHEMA
+from synthscape.domains.lung_ct.schema import SCHEMA, CTMeta
 
 FORMATS = ("nifti", "dicom")
 SYNTHETIC = "SYNTHETIC - synthscape"
@@ -99,6 +99,7 @@ class LungCT:
     name = "lung-ct"
     schema = SCHEMA
     spatial_dims = 3
+    meta_type = CTMeta
 
     def simulate(self, out: Path, count: int, seed: int, size: int | Sequence[int] = 64,
                  spacing: float | Sequence[float] | None = None, formats: Sequence[str] | str | None = None,
@@ -132,18 +133,19 @@ class LungCT:
         return LungCTDataset(path, size=size, spacing=spacing, **options)
 
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
-              formats: Sequence[str] | str | None = None, seed: int | None = None,
-              indices: Sequence[int] | None = None, hu_window: Sequence[float] = HU_WINDOW,
-              spacing: Sequence[float] | None = None, **meta: Any) -> list[Path]:
-        """Generated volumes ``[N, 1, X, Y, Z]`` in [-1, 1] -> HU NIfTI and/or DICOM + labels.csv."""
+              formats: Sequence[str] | str | None = None, *, seed: int | None = None,
+              indices: Sequence[int] | None = None, meta: Mapping[str, Any] | None = None) -> list[Path]:
+        """Generated volumes ``[N, 1, X, Y, Z]`` in [-1, 1] -> HU NIfTI and/or DICOM + labels.csv,
+        at the spacing and through the HU window of ``meta`` (``CTMeta``: a run's ``domain_meta``)."""
+        geometry = read_meta(CTMeta, meta, self.name)
         images = np.asarray(images)
         if images.ndim != 5 or images.shape[1] != 1:
             raise SynthscapeError(f"lung-ct writes volumes [N, 1, X, Y, Z], got {list(images.shape)}")
         formats = parse_formats(formats)
         indices = list(range(len(images))) if indices is None else list(indices)
-        spacing = tuple(spacing) if spacing is not None else default_spacing(images.shape[2:])
+        spacing = tuple(geometry.spacing) if geometry.spacing is not None else default_spacing(images.shape[2:])
         affine = centred_affine(images.shape[2:], spacing)
-        low, high = hu_window
+        low, high = geometry.hu_window
         files, rows = [], []
         for image, condition, index in zip(images, conditions, indices):
             hu = (np.clip(image[0], -1, 1) + 1) / 2 * (high - low) + low

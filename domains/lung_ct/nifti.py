@@ -20,7 +20,7 @@ import nibabel as nib
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.fileio import atomic_path
+from synthscape.core.files.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

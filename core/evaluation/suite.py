@@ -1,0 +1,215 @@
+"""Judge a generator against the real data: every metric beside its real-vs-real reference.
+
+The real data is split into train and held-out parts. The reference of each metric is what the
+held-out real data scores against the real train data (or, for label fidelity, how well the
+classifier reads held-out real data): a reader compares the generator with real-vs-real, not
+with an absolute number. Every network here (label classifier, downstream models) is trained by
+synthscape on the real train split; nothing is downloaded.
+
+Generated sets: one sample per held-out item with that item's condition (fidelity, memorisation),
+one per train item (utility), extra samples of the rarest value (its gain), and a few samples of
+the most common conditions (diversity, pictures).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from synthscape.core.schema.conditions import ConditionSchema
+from synthscape.core.evaluation.distances import frechet_distance, intensity_histogram_distance, mmd
+from synthscape.core.evaluation.diversity import within_condition_diversity
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.evaluation.label_classifier import train_label_classifier
+from synthscape.core.evaluation.memorisation import distance_to_closest_record
+from synthscape.core.evaluation.verdicts import MetricRow
+from synthscape.core.sampling.sampler import Sampler
+from synthscape.core.evaluation.utility import rare_condition_gain, tstr_trtr
+
+log = logging.getLogger("synthscape")
+MIN_HELD_OUT = 4  # the Frechet distance needs a covariance, the memorisation check a spread
+
+
+@dataclass
+class EvaluationSettings:
+    classifier_steps: int = 300  # label classifier on the real train split
+    utility_steps: int = 200  # each downstream model (TSTR, TRTR, rare gain)
+    diversity_conditions: int = 4  # the most common condition rows, with at least 3 real items
+    per_condition: int = 8  # generated samples per diversity condition
+    utility_attribute: int = 0  # attribute the downstream model learns (lung-ct: nodule)
+
+
+@dataclass
+class Evaluation:
+    """Metric rows for the report, the numbers for metrics.json, and the sets to picture."""
+
+    rows: list[MetricRow]
+    values: dict[str, object]
+    generated: np.ndarray  # the diversity sets, grouped by condition
+    generated_conditions: list[dict[str, str]]
+    real: np.ndarray
+    real_conditions: list[dict[str, str]]
+    closest_pairs: list[tuple[np.ndarray, np.ndarray, float]] = field(default_factory=list)
+    held_out: np.ndarray | None = None
+    matched: np.ndarray | None = None
+
+
+def split(conditions: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out indices, stratified by condition row: items are lined up row by row
+    (shuffled within a row) and every ``1 / holdout``-th is held out, so each row gives its share
+    and the total is ``holdout * N`` even when rows are small."""
+    if not 0 < holdout < 1:
+        raise SynthscapeError(f"holdout must lie strictly between 0 and 1, got {holdout}")
+    rng = np.random.default_rng([seed, 7])
+    _, groups = np.unique(conditions, axis=0, return_inverse=True)
+    groups = groups.reshape(-1)
+    order = np.concatenate([rng.permutation(np.flatnonzero(groups == g)) for g in np.unique(groups)])
+    position = np.arange(len(order)) + rng.random()  # a random phase: which item of each stride
+    held_out = np.zeros(len(conditions), dtype=bool)
+    held_out[order[np.floor((position + 1) * holdout) > np.floor(position * holdout)]] = True
+    if held_out.all() or not held_out.any():
+        raise SynthscapeError(f"{len(conditions)} real items are too few to hold out {holdout:.0%} of them")
+    return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+
+class Generated:
+    """Draws samples for given condition rows; each call takes fresh sample indices of one seed."""
+
+    def __init__(self, sampler: Sampler, seed: int):
+        self.sampler, self.seed, self.start = sampler, seed, 0
+
+    def like(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One sample per row of condition indices, in the rows' order."""
+        schema: ConditionSchema = self.sampler.schema
+        images = [None] * len(rows)
+        unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)  # numpy 2 keeps an axis here for axis=0
+        for u, row in enumerate(unique):
+            members = np.flatnonzero(inverse == u)
+            samples = self.sampler.sample(len(members), schema.decode(row[None])[0], seed=self.seed, start=self.start)
+            self.start += len(members)
+            for m, image in zip(members, samples.images):
+                images[m] = image
+        return np.stack(images).astype(np.float32), np.asarray(rows, dtype=np.int64)
+
+
+def common_rows(conditions: np.ndarray, count: int, minimum: int = 3) -> np.ndarray:
+    rows, counts = np.unique(conditions, axis=0, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    chosen = [rows[i] for i in order if counts[i] >= minimum][:count]
+    if not chosen:
+        raise SynthscapeError(f"no condition occurs {minimum} times in the real data: diversity within a condition "
+                              "cannot be measured")
+    return np.stack(chosen)
+
+
+def rarest(train: np.ndarray, held: np.ndarray, cardinalities: Sequence[int]) -> tuple[int, int]:
+    """(attribute, value) occurring least often in the data, among those in both splits (the gain
+    is learnt from train items and measured on held-out ones), across attributes."""
+    best = None
+    for a, cardinality in enumerate(cardinalities):
+        in_train, in_held = np.bincount(train[:, a], minlength=cardinality), np.bincount(held[:, a], minlength=cardinality)
+        for v in range(cardinality):
+            count = in_train[v] + in_held[v]
+            if in_train[v] and in_held[v] and count < len(train) + len(held) and (best is None or count < best[0]):
+                best = (count, a, v)
+    if best is None:
+        raise SynthscapeError("no attribute value occurs in both the train and held-out real data while others "
+                              "occur too: no rare condition to measure")
+    return best[1], best[2]
+
+
+def privacy_row(privacy: dict) -> MetricRow:
+    """The epsilon a DP-SGD run spent beside its target: ok when it stayed within it."""
+    spent = privacy.get("epsilon_spent")
+    modules = ", ".join(privacy.get("private_modules", [])) or "?"
+    return MetricRow("privacy", f"epsilon spent (DP-SGD, delta {privacy.get('delta', float('nan')):.3g})", spent,
+                     privacy.get("epsilon_target"), "lower",
+                     f"reference: the target epsilon; private: {modules}; noise multiplier "
+                     f"{privacy.get('noise_multiplier', float('nan')):.3g}, clip {privacy.get('max_grad_norm')}, "
+                     f"{privacy.get('steps_taken')} steps at sample rate {privacy.get('sample_rate', float('nan')):.3g} "
+                     f"({privacy.get('accountant')} accountant); condition counts are not private", tolerance=0.0)
+
+
+def evaluate(sampler: Sampler, images: np.ndarray, conditions: np.ndarray, spatial_dims: int,
+             holdout: float = 0.25, seed: int = 0, settings: EvaluationSettings | None = None) -> Evaluation:
+    """Score ``sampler`` against real ``images`` / ``conditions`` (float32 [N, C, ...] in [-1, 1], int64 [N, A])."""
+    settings = settings or EvaluationSettings()
+    schema, cards = sampler.schema, sampler.schema.cardinalities
+    train, held = split(conditions, holdout, seed)
+    if len(held) < MIN_HELD_OUT:
+        raise SynthscapeError(f"evaluation needs at least {MIN_HELD_OUT} held-out real items, got {len(held)} of "
+                              f"{len(conditions)} (holdout {holdout}): use more real data")
+    x_train, y_train, x_held, y_held = images[train], conditions[train], images[held], conditions[held]
+    draw = Generated(sampler, seed)
+    rows: list[MetricRow] = []
+    values: dict[str, object] = {"real_train": len(train), "real_held_out": len(held)}
+
+    log.info("evaluate: label classifier on %d real items (%d steps)", len(train), settings.classifier_steps)
+    classifier = train_label_classifier(x_train, y_train, cards, spatial_dims, steps=settings.classifier_steps, seed=seed)
+    matched, _ = draw.like(y_held)
+    real_acc, gen_acc = classifier.accuracy(x_held, y_held), classifier.accuracy(matched, y_held)
+    for a, attribute in enumerate(schema.names):
+        rows.append(MetricRow("label fidelity", f"{attribute}: classifier reads the requested value", gen_acc[a],
+                              real_acc[a], "higher", "reference: the same classifier on held-out real data"))
+    values["label_fidelity"] = dict(zip(schema.names, gen_acc))
+    values["label_fidelity_real"] = dict(zip(schema.names, real_acc))
+
+    f_train, f_held, f_gen = (classifier.features(x) for x in (x_train, x_held, matched))
+    fidelity = {"frechet_distance": (frechet_distance(f_gen, f_train), frechet_distance(f_held, f_train)),
+                "mmd": (mmd(matched, x_train), mmd(x_held, x_train)),
+                "intensity_histogram_w1": (intensity_histogram_distance(matched, x_train),
+                                           intensity_histogram_distance(x_held, x_train))}
+    names = {"frechet_distance": "Frechet distance (classifier features)", "mmd": "MMD (MONAI)",
+             "intensity_histogram_w1": "intensity histogram distance (W1, [-1, 1] scale)"}
+    for key, (gen, ref) in fidelity.items():
+        rows.append(MetricRow("fidelity", names[key], gen, ref, "lower", "generated vs real train; reference: held-out real vs real train",
+                              tolerance=1.0))
+    values["fidelity"] = {k: {"generated": g, "real": r} for k, (g, r) in fidelity.items()}
+
+    common = common_rows(conditions, settings.diversity_conditions)
+    generated, generated_rows = draw.like(np.repeat(common, settings.per_condition, axis=0))
+    real_index = np.concatenate([np.flatnonzero((conditions == row).all(1))[: settings.per_condition] for row in common])
+    gen_div = within_condition_diversity(generated, generated_rows)["diversity"]
+    real_div = within_condition_diversity(images[real_index], conditions[real_index])["diversity"]
+    rows.append(MetricRow("diversity", "within-condition diversity (1 - mean pairwise MS-SSIM)", gen_div, real_div,
+                          "higher", "must reach at least half the real data's", tolerance=0.5))
+    values["diversity"] = {"generated": gen_div, "real": real_div, "ratio": gen_div / real_div if real_div else float("nan")}
+
+    log.info("evaluate: utility (downstream models, %d steps each)", settings.utility_steps)
+    attribute = settings.utility_attribute
+    synthetic, synthetic_y = draw.like(y_train)
+    utility = tstr_trtr(synthetic, synthetic_y, x_train, y_train, x_held, y_held, cards, spatial_dims, attribute,
+                        steps=settings.utility_steps, seed=seed)
+    rows.append(MetricRow("utility", f"{schema.names[attribute]}: train on synthetic, test on real (TSTR / TRTR)",
+                          utility["ratio"], 1.0, "higher", f"TSTR {utility['tstr']:.3f}, TRTR {utility['trtr']:.3f}", tolerance=0.2))
+    rare_attribute, rare_value = rarest(y_train, y_held, cards)
+    rare_rows = y_train[y_train[:, rare_attribute] == rare_value]
+    small = np.random.default_rng([seed, 11]).permutation(len(train))[: max(8, len(train) // 4)]
+    extra, extra_y = draw.like(rare_rows[np.arange(max(8, len(train) // 4)) % len(rare_rows)])
+    gain = rare_condition_gain(x_train[small], y_train[small], extra, extra_y, x_held, y_held, cards, spatial_dims,
+                               rare_attribute, rare_value, steps=settings.utility_steps, seed=seed)
+    rare_name = f"{schema.names[rare_attribute]}={schema.values(schema.names[rare_attribute])[rare_value]}"
+    rows.append(MetricRow("utility", f"F1 on the rarest condition ({rare_name}) gained by adding synthetic samples of "
+                          "it to a small real set", gain["gain"], 0.0, "higher",
+                          f"real only {gain['real_only']:.3f}, real + synthetic {gain['real_plus_synthetic']:.3f} "
+                          f"({gain['test_count']} held-out items)", tolerance=0.0))
+    values["utility"] = {**utility, "rare_condition": rare_name, **{f"rare_{k}": v for k, v in gain.items()}}
+
+    dcr = distance_to_closest_record(matched, x_train, x_held)
+    rows.append(MetricRow("memorisation", "distance to closest training record, generated / held-out real (median)",
+                          dcr["ratio"], 1.0, "higher", "well below 1: samples sit closer to training items than unseen real data does",
+                          tolerance=0.3))
+    rows.append(MetricRow("memorisation", "share of near-copies (closer than 95% of held-out real items are)",
+                          dcr["near_copy_share"], 0.05, "lower", f"exact copies: {dcr['exact_copy_share']:.3f}", tolerance=1.0))
+    values["memorisation"] = {k: v for k, v in dcr.items() if k != "closest_pairs"}
+    pairs = [(matched[g], x_train[t], float(d)) for g, t, d in dcr["closest_pairs"][:4]]
+    privacy = getattr(getattr(sampler, "config", None), "privacy", None)
+    if privacy:  # a DP-SGD run (core/training/privacy.py): its budget, from config.json
+        rows.append(privacy_row(privacy))
+        values["privacy"] = privacy
+    return Evaluation(rows, values, generated, schema.decode(generated_rows), images[real_index],
+                      schema.decode(conditions[real_index]), pairs, x_held, matched)

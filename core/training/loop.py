@@ -1,0 +1,331 @@
+"""The one training loop, for GAN and VAE alike.
+
+Per step: next batch -> ``objective.step`` -> NaN/Inf guard -> every ``log_every`` a row in
+metrics.csv -> every ``eval_every`` a sample grid per condition value -> every
+``checkpoint_every`` (and at the end) a checkpoint plus ``config.json`` + ``generator.safetensors``.
+A resumed run restores weights, optimizers, EMA, step, data position and noise RNG, and so
+continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from synthscape.core.allocator import keep_freed_memory
+from synthscape.core.networks.artifacts import CONFIG, TorchSampler, save_generator
+from synthscape.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from synthscape.core.files.atomic import leftovers, remove_entry, remove_leftovers
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
+from synthscape.core.schema.config import ArtifactConfig, NetworkConfig, TrainConfig, default_network
+from synthscape.core.training.data import ResumableSampler, dataset_conditions
+from synthscape.core.training.distributed import ProcessGroup
+from synthscape.core.errors import SynthscapeError, TrainingDiverged
+from synthscape.core.training.gan import GAN
+from synthscape.core.files.grids import grid, write_png
+from synthscape.core.training.metrics_log import MetricsLog
+from synthscape.core.networks.nets import check_inputs
+from synthscape.core.training.objective import Objective
+from synthscape.core.training.privacy import (PrivacyPlan, check_private_resume, check_world, plan_privacy, poisson_loader,
+                                     private_settings)
+from synthscape.core.sampling.shards import torchrun_environment
+from synthscape.core.training.vae import VAE
+
+log = logging.getLogger("synthscape")
+OBJECTIVES: dict[str, type[Objective]] = {"gan": GAN, "vae": VAE}
+CheckpointCallback = Callable[[int, Path], None]
+NOISE_SEED_STRIDE = 1_000_003  # rank r draws latents from seed + 1 + stride * r: disjoint streams
+RUN_FILES = {CONFIG, "generator.safetensors", "checkpoint", "metrics.csv", "samples", "tensorboard"}
+RESUME_OVERRIDES = {"lr_generator", "lr_critic"}  # besides steps, what a resume may change: gentler rates after a divergence
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SynthscapeError("--device cuda was asked for, but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise SynthscapeError(f"device must be auto, cpu or cuda, got {name!r}")
+    return torch.device(name)
+
+
+def memory_format(spatial_dims: int) -> torch.memory_format:
+    """Channels-last: 1.6x faster 3D and 1.25x faster 2D training steps on CPU (benchmarks/train_step.py)."""
+    return torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
+
+
+def autocast_for(device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """bf16 autocast on CUDA; plain float32 on CPU (where bf16 is slower and changes results)."""
+    if device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def prepare_run(run: Path, resume: bool, dataset: Dataset, schema: ConditionSchema, model: str, domain: str,
+                network: NetworkConfig | None, train: TrainConfig, domain_meta: dict,
+                overrides: Iterable[str] = ()) -> ArtifactConfig:
+    """The run's config: new from the arguments, or (resume) as saved, with ``steps`` and the
+    ``overrides`` (names in ``RESUME_OVERRIDES``) taken from ``train``.
+
+    ``--resume`` of a run that was stopped before its first checkpoint starts it over: the folder
+    holds nothing but what training itself leaves behind, and refusing it would refuse forever."""
+    if run.exists() and not run.is_dir():
+        raise SynthscapeError(f"{run} is a file, not a run folder; choose another --out")
+    if resume and latest_checkpoint(run) is not None:
+        config = ArtifactConfig.read(run / CONFIG)
+        if config.model != model or config.domain != domain:
+            raise SynthscapeError(f"--resume: {run} is a {config.domain} {config.model} run, not {domain} {model}")
+        unknown = set(overrides) - RESUME_OVERRIDES
+        if unknown:
+            raise SynthscapeError(f"a resumed run keeps its settings; only steps and {', '.join(sorted(RESUME_OVERRIDES))} "
+                                  f"may change, not {', '.join(sorted(unknown))}")
+        for name in ("steps", *overrides):
+            setattr(config.train, name, getattr(train, name))
+        if config.privacy is not None:
+            check_private_resume(config.privacy, config.train.steps)
+        log.info("resuming with the run's saved settings (batch size %d, seed %d); from this call: steps %d, "
+                 "learning rates %g/%g%s", config.train.batch_size, config.train.seed, train.steps,
+                 config.train.lr_generator, config.train.lr_critic, "" if overrides else " (as saved)")
+        return config
+    if resume and not (run.is_dir() and left_behind(run)):
+        raise SynthscapeError(f"--resume: {run} holds no checkpoint to resume from")
+    if resume:
+        log.warning("--resume: %s stopped before its first checkpoint; starting it over", run)
+    elif run.exists() and any(run.iterdir()):
+        stopped = " (a run stopped before its first checkpoint: --resume starts it over)" if left_behind(run) else ""
+        raise SynthscapeError(f"{run} already exists and is not empty{stopped}; pass --resume to continue it or choose another --out")
+    if len(dataset) == 0:
+        raise SynthscapeError("the training data set is empty")
+    shape = tuple(dataset[0][0].shape)
+    network = network or default_network(len(shape) - 1, shape[1:], shape[0])
+    prior = ConditionPrior.from_indices(schema, dataset_conditions(dataset, schema))
+    privacy = None
+    if train.private:  # DP-SGD: the settings it needs, and the noise that spends the target epsilon
+        network, train = private_settings(model, network, train)
+        privacy = plan_privacy(train, len(dataset)).to_dict()
+    return ArtifactConfig(domain, model, schema, prior, network, train, dict(domain_meta), privacy=privacy)
+
+
+def left_behind(run: Path) -> bool:
+    """Whether ``run`` holds only what training writes (and their temporaries): nothing of the user's."""
+    names = {entry.name for entry in run.iterdir()} - {p.name for p in leftovers(run, RUN_FILES)}
+    return names <= RUN_FILES
+
+
+def check_batch(config: ArtifactConfig, images: torch.Tensor, condition: torch.Tensor) -> None:
+    """The first batch is checked against the network: shape, dtype and the [-1, 1] range."""
+    check_inputs(config.network, config.schema.cardinalities, None, condition, images)
+    low, high = images.min().item(), images.max().item()
+    if low < -1.001 or high > 1.001:
+        raise SynthscapeError(f"training images must lie in [-1, 1]; this data set gives {low:.3g}..{high:.3g}")
+
+
+def write_grids(run: Path, step: int, config: ArtifactConfig, sampler: TorchSampler) -> None:
+    """One grid per attribute value (other attributes drawn from the data), same seeds each time."""
+    folder = run / "samples" / f"step-{step:08d}"
+    for attribute, values in config.schema.attributes:
+        for value in values:
+            samples = sampler.sample(config.train.samples_per_grid, {attribute: value}, seed=config.train.seed)
+            write_png(folder / f"{attribute}={value}.png", grid(samples.images))
+
+
+def finite_or_raise(metrics: dict[str, float], step: int, last_good: int | None, run: Path, art: ArtifactConfig) -> None:
+    bad = [name for name, value in metrics.items() if not math.isfinite(value)]
+    if bad:
+        raise diverged(f"{', '.join(bad)} is NaN or Inf", step, last_good, run, art)
+
+
+def diverged(what: str, step: int, last_good: int | None, run: Path, art: ArtifactConfig) -> TrainingDiverged:
+    """One line: where it blew up, what is kept, and the command-line way on (10x lower rates)."""
+    cfg = art.train
+    rates = [("generator", cfg.lr_generator)] + ([("critic", cfg.lr_critic)] if art.model == "gan" else [])
+    lower = " ".join(f"--lr-{name} {lr / 10:g}" for name, lr in rates)
+    now = "/".join(f"{lr:g}" for _, lr in rates)
+    if last_good is None:
+        kept = "no checkpoint was written yet; start over"
+    else:
+        kept = f"kept the last good checkpoint (step {last_good}) in {run / 'checkpoint' / f'step-{last_good:08d}'}; resume from it"
+    return TrainingDiverged(f"training diverged at step {step}: {what}; {kept} with lower learning rates "
+                            f"(now {now}), e.g. --resume {lower}")
+
+
+def train(
+    dataset: Dataset,
+    run: str | Path,
+    *,
+    model: str,
+    schema: ConditionSchema,
+    domain: str = "custom",
+    network: NetworkConfig | None = None,
+    config: TrainConfig | None = None,
+    domain_meta: dict | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+    on_checkpoint: CheckpointCallback | None = None,
+    resume_overrides: Iterable[str] = (),
+) -> ArtifactConfig:
+    """Train a conditional GAN or VAE on ``dataset`` of ``(image in [-1, 1], condition indices)``.
+
+    Writes the run directory of design.md and returns its final config. ``on_checkpoint(step,
+    folder)`` is called after each checkpoint is complete on disk. A resumed run keeps its saved
+    settings but ``config.steps`` and the ``resume_overrides`` (``lr_generator``, ``lr_critic``).
+
+    Under ``torchrun`` each process trains a replica on its own slice of the data with
+    ``batch_size`` images per step (the global batch is world size times that), gradients are
+    averaged across processes before every optimizer step, and rank 0 alone writes.
+    """
+    if model not in OBJECTIVES:
+        raise SynthscapeError(f"model must be one of {', '.join(OBJECTIVES)}, got {model!r}")
+    run = Path(run)
+    if config is not None and config.private:  # before joining a process group that DP would not use
+        check_world((torchrun_environment() or {"WORLD_SIZE": 1})["WORLD_SIZE"])
+    group, device_ = ProcessGroup.start(select_device(device))
+    try:
+        # every rank checks the same inputs, so a refusal is every rank's; nobody writes before it
+        art = prepare_run(run, resume, dataset, schema, model, domain, network, config or TrainConfig(), domain_meta or {},
+                          resume_overrides)
+        if art.privacy is not None:
+            check_world(group.world)
+        over = resume and latest_checkpoint(run) is None  # stopped before its first checkpoint: start over
+        group.barrier()
+        if resume and group.is_main:  # a killed run's temporaries (never a name of the user's), or all of it
+            start_over(run) if over else remove_leftovers(run, RUN_FILES)
+        return _train(dataset, run, art, resume and not over, device_, group, progress and group.is_main, on_checkpoint)
+    finally:
+        group.close()
+
+
+def start_over(run: Path) -> None:
+    """Empty a folder ``left_behind`` vouched for, so that the new run appends to none of the old files."""
+    for entry in run.iterdir():
+        remove_entry(entry)
+
+
+def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, device_: torch.device,
+           group: ProcessGroup, progress: bool, on_checkpoint: CheckpointCallback | None) -> ArtifactConfig:
+    """The loop itself, on this rank, once the run's config is settled."""
+    cfg = art.train
+    keep_freed_memory()  # glibc: reuse freed activation memory rather than page-fault it in again (1.3x at 64^3 on CPU)
+    torch.manual_seed(cfg.seed)
+    objective = OBJECTIVES[art.model](art.network, cfg, art.schema.cardinalities, device_)
+    objective.gradient_sync = group.average_gradients
+    if art.privacy is not None:
+        objective.make_private(PrivacyPlan.from_dict(art.privacy), art.prior)
+    layout = memory_format(art.network.spatial_dims)
+    for module in objective.modules.values():
+        module.to(memory_format=layout)
+    if cfg.compile:  # in place: state_dict keys, checkpoints and the exported generator are unchanged
+        for name in objective.compiled:
+            objective.modules[name].compile()
+    noise = torch.Generator(device_).manual_seed(cfg.seed + 1 + NOISE_SEED_STRIDE * group.rank)
+    start, last_good = 0, None
+    if resume:
+        folder = latest_checkpoint(run)
+        rates = {name: [g["lr"] for g in o.param_groups] for name, o in objective.optimizers.items()}
+        start, rng = load_checkpoint(folder, objective.modules, objective.optimizers)
+        for name, optimizer in objective.optimizers.items():  # the config's rates, which a resume may lower
+            for param_group, lr in zip(optimizer.param_groups, rates[name]):
+                param_group["lr"] = lr
+        restore_noise(noise, rng, group, cfg.seed, start)
+        torch.set_rng_state(rng["torch"])
+        if objective.dp is not None:
+            objective.dp.load_state_dict(rng.get("privacy"), start)
+        last_good = start
+        log.info("resuming %s from step %d", run, start)
+    group.broadcast_modules(objective.modules.values())
+    if start >= cfg.steps:
+        log.info("%s is already at step %d of %d; nothing to do", run, start, cfg.steps)
+        return art
+
+    if group.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+    if art.privacy is not None:  # Poisson batches, as the accountant assumes
+        loader = poisson_loader(dataset, objective.dp.plan, art.network, len(art.schema.cardinalities), cfg.seed,
+                                start, cfg.num_workers, device_.type == "cuda")
+    else:
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.num_workers,
+                            sampler=ResumableSampler(len(dataset), cfg.seed, start * cfg.batch_size * group.world,
+                                                     group.rank, group.world),
+                            pin_memory=device_.type == "cuda")
+    metrics_log = MetricsLog(run, objective.metric_names, resume_step=start if resume else None) if group.is_main else None
+    sampler = TorchSampler(art, objective.sampler_network, device_)
+    autocast = autocast_for(device_)
+    objective.train_mode()
+    batches = iter(loader)
+    checked = False
+    bar = tqdm(range(start + 1, cfg.steps + 1), initial=start, total=cfg.steps, desc=f"train {art.model}",
+               unit="step", disable=not progress)
+    try:
+        for step in bar:
+            images, condition = next(batches)
+            images = images.to(device_, non_blocking=True).float().contiguous(memory_format=layout)
+            condition = condition.to(device_, non_blocking=True).long()
+            if not checked and len(images):  # a Poisson batch (DP) may be empty
+                check_batch(art, images, condition)
+                checked = True
+            metrics = {k: float(v) for k, v in objective.step(images, condition, step, noise, autocast).items()}
+            metrics = group.average_metrics(metrics)  # every rank sees the same numbers, so all stop together
+            finite_or_raise(metrics, step, last_good, run, art)
+            if metrics_log is not None and (step % cfg.log_every == 0 or step == cfg.steps):
+                metrics_log.write(step, metrics)
+                bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if v == v}, refresh=False)
+            if group.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
+                write_grids(run, step, art, sampler)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                checkpoint(run, step, art, objective, noise, group, last_good)
+                last_good = step
+                if on_checkpoint is not None and group.is_main:
+                    on_checkpoint(step, run / "checkpoint")
+    finally:
+        if metrics_log is not None:
+            metrics_log.close()
+        bar.close()
+    group.barrier()
+    world = f" on {group.world} processes" if group.distributed else ""
+    if group.is_main:
+        log.info("trained %s %s to step %d%s in %s", art.domain, art.model, cfg.steps, world, run)
+    return art
+
+
+def restore_noise(noise: torch.Generator, rng: dict, group: ProcessGroup, seed: int, step: int) -> None:
+    """This rank's latent-noise stream as saved; a fresh one, said in the log, if the world size changed."""
+    states = rng["noise_ranks"] if "noise_ranks" in rng else [rng["noise"]]  # "noise": single-process checkpoints of before
+    if len(states) == group.world:
+        noise.set_state(states[group.rank])
+        return
+    noise.manual_seed(seed + 1 + NOISE_SEED_STRIDE * (group.world * step + group.rank))
+    if group.is_main:
+        log.warning("resuming on %d processes a run checkpointed on %d: latent noise and data order continue "
+                    "from fresh streams, not the ones an uninterrupted run would have drawn", group.world, len(states))
+
+
+def checkpoint(run: Path, step: int, art: ArtifactConfig, objective: Objective, noise: torch.Generator,
+               group: ProcessGroup, last_good: int | None = None) -> None:
+    """The exportable generator, then the checkpoint; refuse to write non-finite weights.
+
+    The generator and config.json go first: a kill between the two leaves them a step ahead of
+    latest.json (harmless, the resume rewrites them), never a checkpoint without its config.json.
+    Every rank takes part (its noise state is gathered); rank 0 alone writes. The replicas'
+    weights are equal, so the non-finite check gives every rank the same answer."""
+    for name, module in objective.modules.items():
+        if not all(torch.isfinite(t).all() for t in module.state_dict().values() if t.is_floating_point()):
+            raise diverged(f"{name} weights are NaN or Inf", step, last_good, run, art)
+    noise_ranks = group.gather(noise.get_state().cpu())
+    rng = {"noise_ranks": noise_ranks, "torch": torch.get_rng_state()}
+    if objective.dp is not None:  # the accountant, as plain lists; the epsilon spent so far into config.json
+        rng["privacy"] = objective.dp.state_dict()
+        art.privacy = objective.dp.summary()
+        log.info(objective.dp.message())
+    if group.is_main:
+        art.step = step
+        save_generator(run, art, objective.sampler_network)
+        save_checkpoint(run, step, objective.modules, objective.optimizers, rng)
+    group.barrier()

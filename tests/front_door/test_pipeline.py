@@ -1,0 +1,102 @@
+"""``synthscape run PIPELINE.yaml``: checked YAML, stages recorded, reruns skip or resume."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from synthscape.cli import main
+from synthscape.core.errors import SynthscapeError
+from synthscape.pipeline import default_pipeline
+from synthscape.pipeline_config import read_pipeline
+
+from conftest import REPO
+
+EXAMPLES = REPO / "examples"
+TINY = """
+domain: lung-ct
+simulate: {count: 24, size: 16}
+train: {model: gan, steps: 2, batch_size: 4}
+sample:
+  formats: [nifti]
+  plan:
+    - {condition: {nodule: present}, count: 2}
+evaluate: {holdout: 0.25, classifier_steps: 5, utility_steps: 2, per_condition: 3}
+export: {precision: fp32}
+"""
+
+
+def test_the_default_pipeline_is_examples_lung_ct_yaml():
+    assert read_pipeline(EXAMPLES / "lung_ct.yaml").to_json() == default_pipeline().to_json()
+    for name in ("driving.yaml", "aerial.yaml"):
+        pipeline = read_pipeline(EXAMPLES / name)
+        assert pipeline.domain == "driving" and pipeline.sample.plan and pipeline.export is not None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("trian: {steps: 3}", "unknown key(s) trian; valid: data, domain, evaluate"),
+    ("simulate: {cuont: 3}", "simulate: unknown key(s) cuont"),
+    ("train: {model: diffusion}", "train.model must be gan or vae"),
+    ("data: real/\nsimulate: {count: 3}", "either data (real data) or simulate"),
+    ("sample: {plan: [{condition: {nodule: present}, count: -1}]}", "count must be a non-negative integer"),
+    ("evaluate: {holdout: 0.2, clasifier_steps: 3}", "evaluate: unknown key(s) clasifier_steps"),
+    ("train: [1, 2]", "train must be a mapping"),
+    ("simulate: {count: 3\n", "is not valid YAML"),
+])
+def test_bad_pipeline_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(SynthscapeError, match=None) as error:
+        read_pipeline(path)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_run_records_stages_and_a_rerun_skips_or_resumes(tmp_path, capsys):
+    pipeline, out = tmp_path / "tiny.yaml", tmp_path / "out"
+    pipeline.write_text(TINY)
+    assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report' / 'report.html'}" in printed and str(out / "generator.onnx") in printed
+    stages = json.loads((out / "stages.json").read_text())
+    assert list(stages) == ["simulate", "train", "sample", "evaluate", "export"]
+    metrics = json.loads((out / "report" / "metrics.json").read_text())
+    assert {row["group"] for row in metrics["rows"]} == {"label fidelity", "fidelity", "diversity", "utility", "memorisation"}
+    assert all(row["reference"] is not None for row in metrics["rows"])
+    onnx_time = (out / "generator.onnx").stat().st_mtime_ns
+
+    assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0  # all done: nothing redone
+    assert json.loads((out / "stages.json").read_text()) == stages
+    assert (out / "generator.onnx").stat().st_mtime_ns == onnx_time
+
+    # interrupted after training: the later stages' records and outputs are gone
+    (out / "stages.json").write_text(json.dumps({k: stages[k] for k in ("simulate", "train")}))
+    (out / "generator.onnx").unlink()
+    assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
+    assert list(json.loads((out / "stages.json").read_text())) == list(stages) and (out / "generator.onnx").is_file()
+
+    pipeline.write_text(TINY.replace("steps: 2", "steps: 3"))  # another pipeline: refused, not mixed in
+    assert main(["run", str(pipeline), "--out", str(out)]) == 2
+    assert "holds a different pipeline's outputs" in capsys.readouterr().err
+
+
+def test_evaluate_command_writes_a_report_and_refuses_bad_input(tmp_path, capsys):
+    pipeline, out = tmp_path / "tiny.yaml", tmp_path / "out"
+    pipeline.write_text(TINY.replace("evaluate: {holdout: 0.25, classifier_steps: 5, utility_steps: 2, per_condition: 3}",
+                                     "evaluate: false").replace("export: {precision: fp32}", "export: false"))
+    assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
+    run, data, report = str(out / "run"), str(out / "data"), tmp_path / "report"
+    fast = ["--classifier-steps", "5", "--utility-steps", "2"]
+    assert main(["-q", "evaluate", run, "--data", data, "--out", str(report), *fast]) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["domain"] == "lung-ct" and metrics["real_train"] + metrics["real_held_out"] == 24
+    assert (report / "report.html").is_file()
+
+    missing = tmp_path / "missing"
+    assert main(["evaluate", run, "--data", str(missing), "--out", str(tmp_path / "r2"), *fast]) == 2
+    assert f"--data {missing} is not a data set folder" in capsys.readouterr().err
+    assert main(["evaluate", run, "--data", data, "--out", str(report), *fast]) == 2  # never over a report
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert main(["evaluate", run, "--data", data, "--out", str(tmp_path / "r3"), "--holdout", "0.05", *fast]) == 2
+    assert "evaluation needs at least 4 held-out real items" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+    assert not list(tmp_path.glob(".r*.partial"))  # nothing half-written
