@@ -22,7 +22,7 @@ import synthscape
 from synthscape.core.evaluation.suite import Generated, split
 from synthscape.core.evaluation.label_classifier import train_label_classifier
 from synthscape.domains import get_domain
-from synthscape.evaluation import real_arrays
+from synthscape.evaluate import real_arrays
 from synthscape.exports.onnx_export import export_onnx
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -8,11 +8,6 @@
     evaluation/  metrics beside real-vs-real references, the HTML report           torch (report: not)
 
 The modules at this level (``errors``, ``allocator``, ``progress``) are leaves every package may
-use. This ``__init__`` imports nothing that needs torch, so the torch-free packages serve the
-edge install too.
+use. This ``__init__`` imports nothing, so importing any torch-free package pulls in no torch; the
+public names live on ``synthscape`` itself (``synthscape.ConditionSchema``, ``synthscape.load``).
 """
-
-from synthscape.core.errors import SynthscapeError
-from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
-
-__all__ = ["ConditionPrior", "ConditionSchema", "SynthscapeError"]

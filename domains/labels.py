@@ -99,4 +99,6 @@ def unlisted_files(root: Path, found: Iterable[Path], listed: Iterable[str]) -> 
 
 
 def conditions_of(rows: Sequence[Mapping[str, str]], schema: ConditionSchema) -> list[dict[str, str]]:
+    """Each labels.csv row reduced to its condition (the schema's attributes, without path and
+    domain extras), ready for ``schema.encode``."""
     return [{name: row[name] for name in schema.names} for row in rows]

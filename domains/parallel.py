@@ -9,10 +9,9 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
-from tqdm.auto import tqdm
-
 from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.progress import progress
 
 T = TypeVar("T")
 MAX_DEFAULT_WORKERS = 8
@@ -25,7 +24,8 @@ def default_workers(count: int) -> int:
 
 
 def parallel_map(task: Callable[[int], T], count: int, workers: int | None, desc: str, unit: str) -> list[T]:
-    """``[task(0), ..., task(count - 1)]`` in order, on ``workers`` processes, with a progress bar.
+    """``[task(0), ..., task(count - 1)]`` in order, on ``workers`` processes, with progress
+    shown (core/progress.py).
     ``task`` must be picklable (a module-level function or a ``functools.partial`` of one)."""
     workers = default_workers(count) if workers is None else int(workers)
     if workers < 1:
@@ -33,4 +33,4 @@ def parallel_map(task: Callable[[int], T], count: int, workers: int | None, desc
     # workers reuse freed memory as the CLI's process does (core/allocator.py), however they start
     with ProcessPoolExecutor(workers, initializer=keep_freed_memory) if workers > 1 else contextlib.nullcontext() as pool:
         mapped = pool.map(task, range(count), chunksize=max(1, min(16, count // (4 * workers)))) if pool else map(task, range(count))
-        return list(tqdm(mapped, total=count, desc=desc, unit=unit))
+        return list(progress(mapped, total=count, desc=desc, unit=unit))

@@ -11,7 +11,7 @@ share of every batch -> print the held-out nodule-presence accuracy of both.
 The defaults take a few minutes on 2 CPU cores and show the pattern, not a gain: at 32^3 the
 phantoms have ~10 mm voxels, so most nodules are one voxel, and this small classifier stays near
 chance on 48 real volumes in 150 steps (0.47 on 64 held-out volumes, both arms, here). A 300-step
-generator is weak too (nodule fidelity needs about 1200, ../shared/design.md). For a comparison
+generator is weak too (nodule fidelity needs about 1200, docs/evaluation.md). For a comparison
 that means something, raise --size, --real and --classifier-steps and pass a well-trained --run.
 """
 

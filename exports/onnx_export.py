@@ -21,9 +21,9 @@ import onnx
 import torch
 
 from synthscape import __version__
-from synthscape.core.networks.artifacts import load_run
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import write_bytes
+from synthscape.core.networks.artifacts import load_run
 from synthscape.exports.precision import lower
 from synthscape.exports.runtime import METADATA_KEY
 from synthscape.exports.subpixel import fold_upsampling
@@ -82,6 +82,9 @@ def example_inputs(sampler, batch: int, seed: int = 0) -> tuple[np.ndarray, np.n
 
 
 def parity(model: bytes, network: torch.nn.Module, sampler) -> dict[int, tuple[float, bool]]:
+    """Per batch size in ``PARITY_BATCHES``: max |onnxruntime - torch| on the same sampling inputs,
+    and whether it is within ``TOLERANCE``. Several sizes, since the batch axis is dynamic and a
+    traced constant would break only the sizes it was not traced at."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from synthscape.core.schema.config import ArtifactConfig
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling.sampler import Sampler
+from synthscape.core.schema.config import ArtifactConfig
 
 METADATA_KEY = "synthscape"
 
@@ -66,7 +66,7 @@ class OnnxSampler(Sampler):
             raise SynthscapeError(f"{path} does not exist: expected an ONNX file written by 'synthscape export'")
         try:
             self.session = ort.InferenceSession(str(path), providers=providers or execution_providers(device))
-        except Exception as exc:  # onnxruntime raises its own exception types
+        except Exception as exc:  # noqa: BLE001 -- onnxruntime's errors (InvalidProtobuf ...) subclass Exception only
             raise SynthscapeError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}") from None
         metadata = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in metadata:
@@ -77,6 +77,7 @@ class OnnxSampler(Sampler):
         self.domain, self.domain_meta = self.config.domain, self.config.domain_meta
 
     def generate(self, latents: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        """float32 ``[B, Z]`` + int64 ``[B, A]`` -> float32 images, in one onnxruntime call."""
         (images,) = self.session.run(["image"], {"z": np.ascontiguousarray(latents, dtype=np.float32),
                                                  "condition": np.ascontiguousarray(condition, dtype=np.int64)})
         return images.astype(np.float32, copy=False)

@@ -79,6 +79,7 @@ class SubpixelUpBlock(nn.Module):
             self.skip.bias.copy_(block.skip.bias.repeat_interleave(phases))
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """``[B, in, *spatial]`` + embedding ``[B, E]`` -> ``[B, out, *spatial * 2]``, as ``UpBlock``."""
         h = self.act(self.norm2(self.conv1(self.act(self.norm1(x, embedding))), embedding))
         return depth_to_space(self.conv2(h) + self.skip(x), self.spatial_dims)
 

@@ -1,6 +1,8 @@
-"""The ``synthscape`` command line: domains, simulate, train, sample, run.
+"""The ``synthscape`` command line: domains, simulate, train, sample, export, evaluate, run.
 
-Every command exits non-zero with a one-line reason on bad input and writes nothing partial.
+Each command parses its options and calls the verb's service function (``synthscape.services``,
+``synthscape.evaluate``, ``synthscape.pipeline``), the same one ``synthscape run`` calls. Every
+command exits with code 2 and a one-line reason on bad input, and writes nothing partial.
 """
 
 from __future__ import annotations
@@ -15,16 +17,16 @@ from pathlib import Path
 from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.files.atomic import atomic_dir, check_new_folder
-from synthscape.core.sampling.orders import draw_order, read_plan
+from synthscape.core.sampling.orders import read_plan
 from synthscape.core.sampling.shards import Shard, torchrun_environment, torchrun_shard
 from synthscape.domains import available_domains, get_domain
-from synthscape.domains.base import write_samples
+from synthscape.services import GEOMETRY, export_run, sample_order, simulate_data, train_run
 
 log = logging.getLogger("synthscape")
 
 
 def positive_int(text: str) -> int:
+    """argparse type: an integer of 1 or more."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -32,6 +34,7 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
+    """argparse type: a finite number above 0."""
     value = float(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
@@ -39,6 +42,7 @@ def positive_float(text: str) -> float:
 
 
 def non_negative_int(text: str) -> int:
+    """argparse type: an integer of 0 or more."""
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
@@ -46,11 +50,8 @@ def non_negative_int(text: str) -> int:
 
 
 def cmd_domains(args: argparse.Namespace) -> int:
-    domains = available_domains()
-    if not domains:
-        print("no domains registered yet (lung-ct and driving are coming; plug-ins register "
-              "through the 'synthscape.domains' entry-point group)")
-    for name, domain in domains.items():
+    """Print every domain with its condition schema."""
+    for name, domain in available_domains().items():
         print(f"{name} ({domain.spatial_dims}D)")
         for line in domain.schema.describe().splitlines():
             print(f"    {line}")
@@ -62,59 +63,59 @@ def domain_options(args: argparse.Namespace, names: Sequence[str]) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+SIMULATE_OPTIONS = ("size", "spacing", "formats", "view", "workers", "nodule_sizes", "nodule_kinds")
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
-    domain = get_domain(args.domain)
-    out = refuse_existing(args.out, args.overwrite)
-    with atomic_dir(out, overwrite=args.overwrite) as tmp:
-        domain.simulate(tmp, count=args.count, seed=args.seed, **domain_options(args, ("size", "spacing", "formats", "view", "workers", "nodule_sizes", "nodule_kinds")))
-    log.info("simulated %d %s samples in %s", args.count, args.domain, out)
+    """A data set from the domain's simulator."""
+    simulate_data(get_domain(args.domain), args.out, args.count, args.seed,
+                  domain_options(args, SIMULATE_OPTIONS), overwrite=args.overwrite)
+    log.info("simulated %d %s samples in %s", args.count, args.domain, args.out)
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train a GAN or VAE on a data set folder (or resume one)."""
     from synthscape.core.schema.config import TrainConfig
-    from synthscape.core.training.loop import train
 
-    domain = get_domain(args.domain)
-    if not args.data.is_dir():
-        raise SynthscapeError(f"--data {args.data} is not a folder")
-    dataset = domain.dataset(args.data, **domain_options(args, ("size", "spacing")))
     rates = {name: value for name in ("lr_generator", "lr_critic") if (value := getattr(args, name)) is not None}
     config = TrainConfig(
         steps=args.steps, batch_size=args.batch_size, seed=args.seed, **rates, log_every=args.log_every,
         eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, num_workers=args.workers, compile=args.compile,
         dp_epsilon=args.dp_epsilon, dp_delta=args.dp_delta, dp_max_grad_norm=args.dp_max_grad_norm,
     )
-    train(dataset, args.out, model=args.model, schema=domain.schema, domain=domain.name, config=config,
-          domain_meta=getattr(dataset, "meta", {}), resume=args.resume, device=args.device,
-          resume_overrides=tuple(rates))  # rates given with --resume replace the run's (lower, after a divergence)
+    train_run(get_domain(args.domain), args.data, args.out, model=args.model, config=config,
+              geometry=domain_options(args, GEOMETRY), resume=args.resume, device=args.device,
+              resume_overrides=tuple(rates))  # rates given with --resume replace the run's (lower, after a divergence)
     return 0
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    """Samples of a run or an ONNX file, by condition, count-per-condition or plan."""
     import synthscape
 
     generator = synthscape.load(args.model, device=args.device)
-    domain = get_domain(generator.domain)
+    order = sample_request(args, generator.schema)
+    shard, out = sample_shard(args.shard, args.out)
+    samples, files = sample_order(generator, get_domain(generator.domain), order, out, seed=args.seed,
+                                  start=args.start, batch_size=args.batch_size, formats=args.format, shard=shard,
+                                  overwrite=args.overwrite, inputs=(args.model,))
+    part = f" (shard {shard.index}/{shard.count}: samples {samples.indices.min()}-{samples.indices.max()})" if shard else ""
+    log.info("wrote %d samples (%d files)%s to %s", len(samples), len(files), part, out)
+    return 0
+
+
+def sample_request(args: argparse.Namespace, schema: ConditionSchema) -> list[tuple[dict[str, str], int]]:
+    """The order the sample options spell: a --plan, or one condition with a count."""
     if args.plan and (args.condition or args.count is not None):
         raise SynthscapeError("--plan rows carry their own conditions and counts: drop --condition and --count "
                               "(--count-per-condition fills rows without a count)")
     if args.plan:
-        order = read_plan(args.plan, generator.schema, default_count=args.count_per_condition)
-    elif args.count is None and args.count_per_condition is None:
+        return read_plan(args.plan, schema, default_count=args.count_per_condition)
+    if args.count is None and args.count_per_condition is None:
         raise SynthscapeError("say how many samples: --count N, --count-per-condition N, or --plan CSV")
-    else:
-        count = args.count if args.count is not None else args.count_per_condition
-        order = [(generator.schema.validate(ConditionSchema.parse(args.condition)), count)]
-    shard, out = sample_shard(args.shard, args.out)
-    out = refuse_existing(out, args.overwrite, inputs=(args.model,))
-    samples = draw_order(generator, order, seed=args.seed, start=args.start, batch_size=args.batch_size,
-                         progress=True, shard=shard)
-    with atomic_dir(out, overwrite=args.overwrite) as tmp:
-        files = write_samples(domain, samples, tmp, formats=args.format or (), meta=generator.domain_meta)
-    part = f" (shard {shard.index}/{shard.count}: samples {samples.indices.min()}-{samples.indices.max()})" if shard else ""
-    log.info("wrote %d samples (%d files)%s to %s", len(samples), len(files), part, out)
-    return 0
+    count = args.count if args.count is not None else args.count_per_condition
+    return [(schema.validate(ConditionSchema.parse(args.condition)), count)]
 
 
 def sample_shard(text: str | None, out: Path) -> tuple[Shard | None, Path]:
@@ -132,13 +133,8 @@ def sample_shard(text: str | None, out: Path) -> tuple[Shard | None, Path]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from synthscape.exports.onnx_export import export_onnx
-
-    if args.out.suffix != ".onnx":
-        raise SynthscapeError(f"--out {args.out} must end in .onnx")
-    if args.out.exists() and not args.overwrite:
-        raise SynthscapeError(f"{args.out} already exists; pass --overwrite to replace it")
-    report = export_onnx(args.run, args.out, opset=args.opset, precision=args.precision)
+    """A run's generator as an ONNX file, with its parity checks printed."""
+    report = export_run(args.run, args.out, precision=args.precision, opset=args.opset, overwrite=args.overwrite)
     log.info("exported %s to %s (onnx.checker passed; fp32 max |onnx - torch| %s; %s vs fp32: max %.2g, mean %.2g)",
              args.run, args.out, ", ".join(f"batch {b}: {e:.1e}" for b, e in report["parity"].items()),
              args.precision, report["precision_error"]["max"], report["precision_error"]["mean"])
@@ -146,7 +142,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from synthscape.evaluation import evaluate_model
+    """metrics.json and report.html for a generator against real data."""
+    from synthscape.evaluate import evaluate_model
 
     evaluate_model(args.model, args.data, args.out, seed=args.seed, holdout=args.holdout,
                    classifier_steps=args.classifier_steps, utility_steps=args.utility_steps, overwrite=args.overwrite)
@@ -154,6 +151,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """The whole pipeline (default: the lung-ct main job), resumable into the same --out."""
     from synthscape.pipeline import default_pipeline, run_pipeline
     from synthscape.pipeline_config import read_pipeline
 
@@ -175,21 +173,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def refuse_existing(path: Path, overwrite: bool = False, inputs: Sequence[Path] = ()) -> Path:
-    """A new folder for outputs (``check_new_folder``), its empty stand-in removed for ``atomic_dir``;
-    with ``overwrite`` an existing one stays until ``atomic_dir`` replaces it."""
-    check_new_folder(path, overwrite=overwrite, inputs=inputs)
-    if path.is_dir() and not any(path.iterdir()):
-        path.rmdir()
-    return path
-
-
 def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``, as every command that writes a folder spells it."""
     parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists: the new folder is "
                         "built beside it and swapped in only when complete")
 
 
 def add_geometry_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--size`` and ``--spacing``: the geometry to simulate at, or to read training data at."""
     parser.add_argument("--size", type=positive_int, help=f"{what} image size in voxels/pixels per axis "
                         "(lung-ct: default 64 to simulate, the data's own to train; driving: default 256 to "
                         "simulate, 64 to train)")
@@ -197,18 +188,14 @@ def add_geometry_options(parser: argparse.ArgumentParser, what: str) -> None:
                         "fits the thorax in the field of view to simulate, the data's own to train)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="synthscape",
-        description="Labelled synthetic data for lung CT and driving/drone scenes: simulate, train "
-                    "conditional GANs/VAEs, sample by condition label.",
-    )
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_domains_command(sub: argparse._SubParsersAction) -> None:
+    """``synthscape domains``: no options."""
     p = sub.add_parser("domains", help="list domains and their condition schemas")
     p.set_defaults(func=cmd_domains)
 
+
+def add_simulate_command(sub: argparse._SubParsersAction) -> None:
+    """``synthscape simulate``: output folder, count, seed, geometry and the domains' own simulator options."""
     p = sub.add_parser("simulate", help="write a labelled data set from a domain's embedded simulator")
     p.add_argument("domain", help="domain name (see 'synthscape domains')")
     p.add_argument("--out", type=Path, required=True, help="new folder for the data set (must not exist or be empty, unless --overwrite)")
@@ -227,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_overwrite_option(p)
     p.set_defaults(func=cmd_simulate)
 
+
+def add_train_command(sub: argparse._SubParsersAction) -> None:
+    """``synthscape train``: data, model kind, schedule, learning rates, device, DP-SGD and geometry."""
     p = sub.add_parser("train", help="train a conditional GAN or VAE on a domain's data")
     p.add_argument("domain", help="domain name (see 'synthscape domains')")
     p.add_argument("--data", type=Path, required=True, help="data set folder (files + labels.csv)")
@@ -259,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_geometry_options(p, "training")
     p.set_defaults(func=cmd_train)
 
+
+def add_sample_command(sub: argparse._SubParsersAction) -> None:
+    """``synthscape sample``: what to make (count, condition, plan), seeds and shards, formats, device."""
     p = sub.add_parser("sample", help="generate labelled samples from a trained run")
     p.add_argument("model", type=Path, help="run folder written by 'synthscape train', or a .onnx file from "
                    "'synthscape export' (needs no torch)")
@@ -285,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_overwrite_option(p)
     p.set_defaults(func=cmd_sample)
 
+
+def add_export_command(sub: argparse._SubParsersAction) -> None:
+    """``synthscape export``: the ONNX file, its precision and opset."""
     p = sub.add_parser("export", help="export a run's generator to ONNX, checked for parity with torch")
     p.add_argument("run", type=Path, help="run folder written by 'synthscape train'")
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
@@ -295,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_export)
 
+
+def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
+    """``synthscape evaluate``: the real data, the held-out share and the evaluation networks' budgets."""
     p = sub.add_parser("evaluate", help="score a generator against real data: metrics.json + report.html")
     p.add_argument("model", type=Path, help="run folder written by 'synthscape train', or a .onnx file")
     p.add_argument("--data", type=Path, required=True, help="the real data set folder (files + labels.csv) it learnt from")
@@ -308,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_overwrite_option(p)
     p.set_defaults(func=cmd_evaluate)
 
+
+def add_run_command(sub: argparse._SubParsersAction) -> None:
+    """``synthscape run``: the pipeline file and the few overrides worth a flag."""
     p = sub.add_parser("run", help="the main job: simulate -> train -> sample -> evaluate -> export")
     p.add_argument("pipeline", nargs="?", type=Path, help="pipeline YAML (examples/*.yaml; default: the lung-ct "
                    "pipeline on the embedded simulator)")
@@ -318,10 +320,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=positive_int, help="override the pipeline's simulated size in voxels/pixels per axis")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when present, else CPU")
     p.set_defaults(func=cmd_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand; ``--help`` on any of them explains each option."""
+    parser = argparse.ArgumentParser(
+        prog="synthscape",
+        description="Labelled synthetic data for lung CT and driving/drone scenes: simulate, train "
+                    "conditional GANs/VAEs, sample by condition label.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_domains_command(sub)
+    add_simulate_command(sub)
+    add_train_command(sub)
+    add_sample_command(sub)
+    add_export_command(sub)
+    add_evaluate_command(sub)
+    add_run_command(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (2 with a one-line reason on bad input)."""
     args = build_parser().parse_args(argv)
     try:
         env = torchrun_environment()

@@ -22,17 +22,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.files.atomic import atomic_dir, write_text
-from synthscape.domains import get_domain
+from synthscape.core.files.atomic import write_text
+from synthscape.domains import Domain, get_domain
 from synthscape.pipeline_config import EvaluateStage, ExportStage, Pipeline, SampleStage, SimulateStage, TrainStage, same_outputs
+from synthscape.services import GEOMETRY, export_run, sample_order, simulate_data, train_run
 
 log = logging.getLogger("synthscape")
 STAGES = ("simulate", "train", "sample", "evaluate", "export")
 
 
 def default_pipeline() -> Pipeline:
-    """The main job: lung-ct on the embedded simulator, sized for about 13 minutes on 2 CPU cores
-    (``examples/lung_ct.yaml`` spells out the same pipeline, and why each number is what it is)."""
+    """The main job: lung-ct on the embedded simulator, sized for minutes on 2 CPU cores
+    (``examples/lung_ct.yaml`` spells out the same pipeline, why each number is what it is, and
+    how long it took when last measured)."""
     return Pipeline(
         simulate=SimulateStage(count=768, options={"size": 32, "spacing": 2.5, "nodule_sizes": ["large"],
                                                    "nodule_kinds": ["solid"]}),
@@ -60,6 +62,7 @@ class StageLog:
         self.done: dict[str, float] = json.loads(self.path.read_text()) if self.path.is_file() else {}
 
     def run(self, name: str, stage: Callable[[], str]) -> None:
+        """Run ``stage`` unless it finished before; record its time once it has (one log line either way)."""
         if name in self.done:
             log.info("%s: done before (%.0f s), skipped", name, self.done[name])
             return
@@ -76,7 +79,7 @@ def run_pipeline(out: Path, pipeline: Pipeline, device: str = "auto") -> dict[st
     stages = StageLog(out, pipeline)
     data = pipeline.data or out / "data"
     if pipeline.data is None:
-        stages.run("simulate", lambda: simulate(domain, out / "data", pipeline))
+        stages.run("simulate", lambda: simulate_stage(domain, out / "data", pipeline))
     stages.run("train", lambda: train_stage(domain, data, out / "run", pipeline, device))
     stages.run("sample", lambda: sample_stage(domain, out / "run", out / "samples", pipeline))
     if pipeline.evaluate is not None:
@@ -87,47 +90,43 @@ def run_pipeline(out: Path, pipeline: Pipeline, device: str = "auto") -> dict[st
     return dict(stages.done)
 
 
-def simulate(domain, data: Path, pipeline: Pipeline) -> str:
-    if data.exists():  # an interrupted atomic_dir leaves no folder: this one is complete
+def simulate_stage(domain: Domain, data: Path, pipeline: Pipeline) -> str:
+    """The data set, unless a complete one is there (an interrupted build leaves no folder)."""
+    if data.exists():
         return f"kept {data}"
-    with atomic_dir(data) as tmp:
-        domain.simulate(tmp, count=pipeline.simulate.count, seed=pipeline.seed, **pipeline.simulate.options)
+    simulate_data(domain, data, pipeline.simulate.count, pipeline.seed, pipeline.simulate.options)
     return f"simulated {pipeline.simulate.count} {domain.name} samples -> {data}"
 
 
-def train_stage(domain, data: Path, run: Path, pipeline: Pipeline, device: str) -> str:
+def train_stage(domain: Domain, data: Path, run: Path, pipeline: Pipeline, device: str) -> str:
+    """Train, or resume a run folder that exists (one killed before its first checkpoint starts over)."""
     from synthscape.core.schema.config import TrainConfig
-    from synthscape.core.training.loop import train
 
     stage = pipeline.train
-    geometry = {k: v for k, v in pipeline.simulate.options.items() if k in ("size", "spacing")} if pipeline.data is None else {}
-    dataset = domain.dataset(data, **geometry)
+    geometry = {k: v for k, v in pipeline.simulate.options.items() if k in GEOMETRY} if pipeline.data is None else {}
     every = max(1, stage.steps // 4)
     config = TrainConfig(**{"eval_every": every, "checkpoint_every": every, **stage.options},
                          steps=stage.steps, batch_size=stage.batch_size, seed=pipeline.seed)
-    resume = run.exists()  # also a run killed before its first checkpoint: train() starts that one over
-    train(dataset, run, model=stage.model, schema=domain.schema, domain=domain.name, config=config,
-          domain_meta=getattr(dataset, "meta", {}), resume=resume, device=device)
+    resume = run.exists()
+    train_run(domain, data, run, model=stage.model, config=config, geometry=geometry, resume=resume, device=device)
     return f"{'resumed and ' if resume else ''}trained a {stage.model} for {stage.steps} steps -> {run}"
 
 
-def sample_stage(domain, run: Path, out: Path, pipeline: Pipeline) -> str:
-    from synthscape.core.sampling.orders import draw_order
-    from synthscape.domains.base import write_samples
+def sample_stage(domain: Domain, run: Path, out: Path, pipeline: Pipeline) -> str:
+    """The plan's samples, unless a complete folder of them is there."""
     from synthscape import load
 
-    if out.exists():  # written atomically: a folder that exists is complete
+    if out.exists():
         return f"kept {out}"
     generator = load(run)
     plan = [(generator.schema.validate(c), n) for c, n in pipeline.sample.plan] or [({}, 16)]
-    samples = draw_order(generator, plan, seed=pipeline.seed, progress=True)
-    with atomic_dir(out) as tmp:
-        files = write_samples(domain, samples, tmp, formats=pipeline.sample.formats, meta=generator.domain_meta)
+    samples, files = sample_order(generator, domain, plan, out, seed=pipeline.seed, formats=pipeline.sample.formats)
     return f"sampled {len(samples)} ({len(files)} files) -> {out}"
 
 
 def evaluate_stage(run: Path, data: Path, out: Path, pipeline: Pipeline) -> str:
-    from synthscape.evaluation import evaluate_model
+    """metrics.json and report.html, unless a complete report is there."""
+    from synthscape.evaluate import evaluate_model
 
     if (out / "report.html").is_file():
         return f"kept {out}"
@@ -137,12 +136,11 @@ def evaluate_stage(run: Path, data: Path, out: Path, pipeline: Pipeline) -> str:
 
 
 def export_stage(run: Path, out: Path, pipeline: Pipeline, metrics: Path) -> str:
-    from synthscape.exports.onnx_export import export_onnx
-
+    """The ONNX generator, if the memorisation gate lets it through and it is not there yet."""
     check_memorisation(metrics, pipeline.export)
     if out.is_file():
         return f"kept {out}"
-    report = export_onnx(run, out, precision=pipeline.export.precision)
+    report = export_run(run, out, precision=pipeline.export.precision)
     return f"exported {pipeline.export.precision} -> {out} (max |onnx - torch| {max(report['parity'].values()):.1e})"
 
 

@@ -31,12 +31,18 @@ from synthscape.core.errors import SynthscapeError
 
 @dataclass
 class SimulateStage:
+    """``simulate:``: how many items the domain simulator makes; other keys (size, spacing, view,
+    ...) go to the simulator through ``options``."""
+
     count: int = 64
     options: dict[str, Any] = field(default_factory=dict)  # domain options: size, spacing, view, ...
 
 
 @dataclass
 class TrainStage:
+    """``train:``: model kind (gan or vae), steps and batch size; any other ``TrainConfig``
+    field (lr_generator, mode_seeking, ...) goes through ``options``."""
+
     model: str = "gan"
     steps: int = 300
     batch_size: int = 8
@@ -45,18 +51,26 @@ class TrainStage:
 
 @dataclass
 class SampleStage:
+    """``sample:``: the order as (condition, count) rows, an attribute left out drawn as the
+    training data has it (no rows: 16 samples, every attribute drawn), and the file formats."""
+
     plan: list[tuple[dict[str, str], int]] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)  # empty: the domain's default formats
 
 
 @dataclass
 class EvaluateStage:
+    """``evaluate:``: the share of the real data the evaluation sets aside as its held-out set
+    (split stratified by condition); other keys are ``EvaluationSettings`` fields, via ``options``."""
+
     holdout: float = 0.25
     options: dict[str, Any] = field(default_factory=dict)  # EvaluationSettings fields
 
 
 @dataclass
 class ExportStage:
+    """``export:``: the ONNX precision (fp32, fp16 or int8) and the memorisation gate's thresholds."""
+
     precision: str = "fp32"
     # The memorisation gate: the export refuses when the evaluate stage's metrics.json fails either
     # (None: not checked). They decide whether the export runs, not what any output holds, so a
@@ -122,6 +136,8 @@ def _stage(where: str, value: Any, cls: type, option_keys: set[str] = frozenset(
 
 
 def parse_plan(where: str, rows: Any) -> list[tuple[dict[str, str], int]]:
+    """``sample.plan`` rows ``{condition: {...}, count: N}`` -> (condition, count) pairs. Values
+    become text here; whether they are the domain's is checked when the stage samples."""
     if not isinstance(rows, list):
         raise SynthscapeError(f"{where} must be a list of {{condition: {{...}}, count: N}}")
     plan = []
@@ -184,6 +200,8 @@ def check_gate(source: str, pipeline: Pipeline) -> None:
 
 
 def read_pipeline(path: Path) -> Pipeline:
+    """Read and check the pipeline YAML file at ``path``; relative paths in it resolve against the
+    file's folder, and an empty file is the default pipeline."""
     import yaml
 
     if not path.is_file():

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from monai.metrics import MultiScaleSSIMMetric
 
-from synthscape.core.evaluation.distances import as_image_set
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.evaluation.distances import as_image_set
 
 # MONAI's (and Wang et al.'s) defaults: 5 scales, 11-wide Gaussian windows of sigma 1.5.
 STANDARD_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

@@ -23,9 +23,9 @@ from monai.networks.utils import pixelunshuffle
 from torch import nn
 from torch.nn import functional as F
 
-from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.networks.blocks import DownTrunk
+from synthscape.core.schema.conditions import ConditionSchema
 
 # Narrow on purpose: a 32^3 volume or a 64x64 image must train for a few hundred steps in tens of
 # seconds on 2 CPU cores. Measured there, one training step of batch 32: 3D 32^3, widths 4-8-16-32
@@ -88,6 +88,7 @@ class LabelClassifier(nn.Module):
 
     @property
     def feature_dim(self) -> int:
+        """F, the width of ``features``: the last trunk width."""
         return self.widths[-1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,6 +98,7 @@ class LabelClassifier(nn.Module):
         return self.pool(self.trunk(x))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One logit tensor ``[B, cardinality]`` per attribute, in schema order."""
         features = self.features(x)
         return [head(features) for head in self.heads]
 
@@ -142,6 +144,7 @@ class TrainedClassifier:
 
     @property
     def cardinalities(self) -> list[int]:
+        """Values per attribute that the heads read, in schema order."""
         return self.model.cardinalities
 
     def _map(self, images: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synthscape.core.evaluation.distances import as_image_set
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.evaluation.distances import as_image_set
 
 EXACT_COPY = 1e-3  # RMS per voxel in [-1, 1] units: below float16 export noise, far below any real difference
 NEAR_COPY_PERCENTILE = 5.0

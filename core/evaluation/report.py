@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.files.atomic import write_text
-from synthscape.core.files.grids import encode_png, grid, three_planes
 from synthscape.core.evaluation.svg_plots import histogram_chart, line_chart
 from synthscape.core.evaluation.verdicts import MetricRow, judge, rule_text
+from synthscape.core.files.atomic import write_text
+from synthscape.core.files.grids import encode_png, grid, three_planes
+
 
 @dataclass
 class Figure:
@@ -82,6 +83,9 @@ Item = Figure | Curve | Histogram
 
 @dataclass
 class Report:
+    """What ``render`` puts on the page: a title, ``summary`` as key/value lines (domain, model,
+    run time ...), the metrics table, then named sections of pictures and charts, in order."""
+
     title: str
     summary: dict[str, str]
     metrics: list[MetricRow]

@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthscape.core.schema.conditions import ConditionSchema
+from synthscape.core.errors import SynthscapeError
 from synthscape.core.evaluation.distances import frechet_distance, intensity_histogram_distance, mmd
 from synthscape.core.evaluation.diversity import within_condition_diversity
-from synthscape.core.errors import SynthscapeError
-from synthscape.core.evaluation.label_classifier import train_label_classifier
+from synthscape.core.evaluation.label_classifier import TrainedClassifier, train_label_classifier
 from synthscape.core.evaluation.memorisation import distance_to_closest_record
+from synthscape.core.evaluation.utility import rare_condition_gain, tstr_trtr
 from synthscape.core.evaluation.verdicts import MetricRow
 from synthscape.core.sampling.sampler import Sampler
-from synthscape.core.evaluation.utility import rare_condition_gain, tstr_trtr
+from synthscape.core.schema.conditions import ConditionSchema
 
 log = logging.getLogger("synthscape")
 MIN_HELD_OUT = 4  # the Frechet distance needs a covariance, the memorisation check a spread
@@ -35,6 +35,8 @@ MIN_HELD_OUT = 4  # the Frechet distance needs a covariance, the memorisation ch
 
 @dataclass
 class EvaluationSettings:
+    """How much training and sampling ``evaluate`` spends: fewer steps make a quicker, noisier report."""
+
     classifier_steps: int = 300  # label classifier on the real train split
     utility_steps: int = 200  # each downstream model (TSTR, TRTR, rare gain)
     diversity_conditions: int = 4  # the most common condition rows, with at least 3 real items
@@ -97,6 +99,8 @@ class Generated:
 
 
 def common_rows(conditions: np.ndarray, count: int, minimum: int = 3) -> np.ndarray:
+    """The ``count`` most frequent condition rows ``[<= count, A]`` among those with ``minimum``
+    real items or more (ties in ascending row order): where diversity has real data to compare with."""
     rows, counts = np.unique(conditions, axis=0, return_counts=True)
     order = np.argsort(-counts, kind="stable")
     chosen = [rows[i] for i in order if counts[i] >= minimum][:count]
@@ -134,82 +138,148 @@ def privacy_row(privacy: dict) -> MetricRow:
                      f"({privacy.get('accountant')} accountant); condition counts are not private", tolerance=0.0)
 
 
+@dataclass
+class _Run:
+    """What the stages of :func:`evaluate` share: the real data and its split, the generator's
+    draws (one ``Generated``, so sample indices run on from stage to stage), and the rows and
+    values they append to, in the order the stages run."""
+
+    schema: ConditionSchema
+    spatial_dims: int
+    seed: int
+    settings: EvaluationSettings
+    draw: Generated
+    images: np.ndarray  # all the real data: float32 [N, C, ...] in [-1, 1]
+    conditions: np.ndarray  # int64 [N, A]
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_held: np.ndarray
+    y_held: np.ndarray
+    rows: list[MetricRow] = field(default_factory=list)
+    values: dict[str, object] = field(default_factory=dict)
+
+
 def evaluate(sampler: Sampler, images: np.ndarray, conditions: np.ndarray, spatial_dims: int,
              holdout: float = 0.25, seed: int = 0, settings: EvaluationSettings | None = None) -> Evaluation:
-    """Score ``sampler`` against real ``images`` / ``conditions`` (float32 [N, C, ...] in [-1, 1], int64 [N, A])."""
+    """Score ``sampler`` against real ``images`` / ``conditions`` (float32 [N, C, ...] in [-1, 1], int64 [N, A]).
+
+    The stages run in a fixed order, each drawing its generated samples after the one before it:
+    the numbers depend on that order, so a rerun with the same seed gives the same report."""
     settings = settings or EvaluationSettings()
-    schema, cards = sampler.schema, sampler.schema.cardinalities
     train, held = split(conditions, holdout, seed)
     if len(held) < MIN_HELD_OUT:
         raise SynthscapeError(f"evaluation needs at least {MIN_HELD_OUT} held-out real items, got {len(held)} of "
                               f"{len(conditions)} (holdout {holdout}): use more real data")
-    x_train, y_train, x_held, y_held = images[train], conditions[train], images[held], conditions[held]
-    draw = Generated(sampler, seed)
-    rows: list[MetricRow] = []
-    values: dict[str, object] = {"real_train": len(train), "real_held_out": len(held)}
+    run = _Run(sampler.schema, spatial_dims, seed, settings, Generated(sampler, seed), images, conditions,
+               images[train], conditions[train], images[held], conditions[held],
+               values={"real_train": len(train), "real_held_out": len(held)})
+    classifier, matched = _label_fidelity(run)
+    _distances(run, classifier, matched)
+    generated, generated_rows, real_index = _diversity(run)
+    _utility(run)
+    pairs = _memorisation(run, matched)
+    _privacy(run, sampler)
+    return Evaluation(run.rows, run.values, generated, run.schema.decode(generated_rows), images[real_index],
+                      run.schema.decode(conditions[real_index]), pairs, run.x_held, matched)
 
-    log.info("evaluate: label classifier on %d real items (%d steps)", len(train), settings.classifier_steps)
-    classifier = train_label_classifier(x_train, y_train, cards, spatial_dims, steps=settings.classifier_steps, seed=seed)
-    matched, _ = draw.like(y_held)
-    real_acc, gen_acc = classifier.accuracy(x_held, y_held), classifier.accuracy(matched, y_held)
+
+def _label_fidelity(run: _Run) -> tuple[TrainedClassifier, np.ndarray]:
+    """Train the label classifier on the real train split; score it on one generated sample per
+    held-out item (with that item's condition) against the held-out items themselves.
+    Returns the classifier and those generated samples, which later stages measure too."""
+    schema, settings = run.schema, run.settings
+    log.info("evaluate: label classifier on %d real items (%d steps)", len(run.x_train), settings.classifier_steps)
+    classifier = train_label_classifier(run.x_train, run.y_train, schema.cardinalities, run.spatial_dims,
+                                        steps=settings.classifier_steps, seed=run.seed)
+    matched, _ = run.draw.like(run.y_held)
+    real_acc, gen_acc = classifier.accuracy(run.x_held, run.y_held), classifier.accuracy(matched, run.y_held)
     for a, attribute in enumerate(schema.names):
-        rows.append(MetricRow("label fidelity", f"{attribute}: classifier reads the requested value", gen_acc[a],
-                              real_acc[a], "higher", "reference: the same classifier on held-out real data"))
-    values["label_fidelity"] = dict(zip(schema.names, gen_acc))
-    values["label_fidelity_real"] = dict(zip(schema.names, real_acc))
+        run.rows.append(MetricRow("label fidelity", f"{attribute}: classifier reads the requested value", gen_acc[a],
+                                  real_acc[a], "higher", "reference: the same classifier on held-out real data"))
+    run.values["label_fidelity"] = dict(zip(schema.names, gen_acc))
+    run.values["label_fidelity_real"] = dict(zip(schema.names, real_acc))
+    return classifier, matched
 
-    f_train, f_held, f_gen = (classifier.features(x) for x in (x_train, x_held, matched))
+
+def _distances(run: _Run, classifier: TrainedClassifier, matched: np.ndarray) -> None:
+    """Set distances to the real train split: the generated samples' against the held-out items'."""
+    f_train, f_held, f_gen = (classifier.features(x) for x in (run.x_train, run.x_held, matched))
     fidelity = {"frechet_distance": (frechet_distance(f_gen, f_train), frechet_distance(f_held, f_train)),
-                "mmd": (mmd(matched, x_train), mmd(x_held, x_train)),
-                "intensity_histogram_w1": (intensity_histogram_distance(matched, x_train),
-                                           intensity_histogram_distance(x_held, x_train))}
+                "mmd": (mmd(matched, run.x_train), mmd(run.x_held, run.x_train)),
+                "intensity_histogram_w1": (intensity_histogram_distance(matched, run.x_train),
+                                           intensity_histogram_distance(run.x_held, run.x_train))}
     names = {"frechet_distance": "Frechet distance (classifier features)", "mmd": "MMD (MONAI)",
              "intensity_histogram_w1": "intensity histogram distance (W1, [-1, 1] scale)"}
     for key, (gen, ref) in fidelity.items():
-        rows.append(MetricRow("fidelity", names[key], gen, ref, "lower", "generated vs real train; reference: held-out real vs real train",
-                              tolerance=1.0))
-    values["fidelity"] = {k: {"generated": g, "real": r} for k, (g, r) in fidelity.items()}
+        run.rows.append(MetricRow("fidelity", names[key], gen, ref, "lower",
+                                  "generated vs real train; reference: held-out real vs real train", tolerance=1.0))
+    run.values["fidelity"] = {k: {"generated": g, "real": r} for k, (g, r) in fidelity.items()}
 
+
+def _diversity(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Within-condition diversity of ``per_condition`` samples of each of the most common
+    conditions, against as many real items of each (from all the real data). Returns the
+    generated samples, their condition rows and the indices of those real items, for pictures."""
+    settings, conditions = run.settings, run.conditions
     common = common_rows(conditions, settings.diversity_conditions)
-    generated, generated_rows = draw.like(np.repeat(common, settings.per_condition, axis=0))
+    generated, generated_rows = run.draw.like(np.repeat(common, settings.per_condition, axis=0))
     real_index = np.concatenate([np.flatnonzero((conditions == row).all(1))[: settings.per_condition] for row in common])
     gen_div = within_condition_diversity(generated, generated_rows)["diversity"]
-    real_div = within_condition_diversity(images[real_index], conditions[real_index])["diversity"]
-    rows.append(MetricRow("diversity", "within-condition diversity (1 - mean pairwise MS-SSIM)", gen_div, real_div,
-                          "higher", "must reach at least half the real data's", tolerance=0.5))
-    values["diversity"] = {"generated": gen_div, "real": real_div, "ratio": gen_div / real_div if real_div else float("nan")}
+    real_div = within_condition_diversity(run.images[real_index], conditions[real_index])["diversity"]
+    run.rows.append(MetricRow("diversity", "within-condition diversity (1 - mean pairwise MS-SSIM)", gen_div, real_div,
+                              "higher", "must reach at least half the real data's", tolerance=0.5))
+    run.values["diversity"] = {"generated": gen_div, "real": real_div,
+                               "ratio": gen_div / real_div if real_div else float("nan")}
+    return generated, generated_rows, real_index
 
+
+def _utility(run: _Run) -> None:
+    """TSTR / TRTR on ``settings.utility_attribute`` with one generated sample per train item, then
+    the F1 gain on the rarest condition from adding generated samples of it to a small real set."""
+    schema, settings, cards = run.schema, run.settings, run.schema.cardinalities
+    x_train, y_train = run.x_train, run.y_train
+    training = {"steps": settings.utility_steps, "seed": run.seed}
     log.info("evaluate: utility (downstream models, %d steps each)", settings.utility_steps)
     attribute = settings.utility_attribute
-    synthetic, synthetic_y = draw.like(y_train)
-    utility = tstr_trtr(synthetic, synthetic_y, x_train, y_train, x_held, y_held, cards, spatial_dims, attribute,
-                        steps=settings.utility_steps, seed=seed)
-    rows.append(MetricRow("utility", f"{schema.names[attribute]}: train on synthetic, test on real (TSTR / TRTR)",
-                          utility["ratio"], 1.0, "higher", f"TSTR {utility['tstr']:.3f}, TRTR {utility['trtr']:.3f}", tolerance=0.2))
-    rare_attribute, rare_value = rarest(y_train, y_held, cards)
+    synthetic, synthetic_y = run.draw.like(y_train)
+    utility = tstr_trtr((synthetic, synthetic_y), (x_train, y_train), (run.x_held, run.y_held), cards,
+                        run.spatial_dims, attribute, **training)
+    run.rows.append(MetricRow("utility", f"{schema.names[attribute]}: train on synthetic, test on real (TSTR / TRTR)",
+                              utility["ratio"], 1.0, "higher",
+                              f"TSTR {utility['tstr']:.3f}, TRTR {utility['trtr']:.3f}", tolerance=0.2))
+    rare_attribute, rare_value = rarest(y_train, run.y_held, cards)
     rare_rows = y_train[y_train[:, rare_attribute] == rare_value]
-    small = np.random.default_rng([seed, 11]).permutation(len(train))[: max(8, len(train) // 4)]
-    extra, extra_y = draw.like(rare_rows[np.arange(max(8, len(train) // 4)) % len(rare_rows)])
-    gain = rare_condition_gain(x_train[small], y_train[small], extra, extra_y, x_held, y_held, cards, spatial_dims,
-                               rare_attribute, rare_value, steps=settings.utility_steps, seed=seed)
+    small_count = max(8, len(y_train) // 4)
+    small = np.random.default_rng([run.seed, 11]).permutation(len(y_train))[:small_count]
+    extra, extra_y = run.draw.like(rare_rows[np.arange(small_count) % len(rare_rows)])
+    gain = rare_condition_gain((x_train[small], y_train[small]), (extra, extra_y), (run.x_held, run.y_held), cards,
+                               run.spatial_dims, rare_attribute, rare_value, **training)
     rare_name = f"{schema.names[rare_attribute]}={schema.values(schema.names[rare_attribute])[rare_value]}"
-    rows.append(MetricRow("utility", f"F1 on the rarest condition ({rare_name}) gained by adding synthetic samples of "
-                          "it to a small real set", gain["gain"], 0.0, "higher",
-                          f"real only {gain['real_only']:.3f}, real + synthetic {gain['real_plus_synthetic']:.3f} "
-                          f"({gain['test_count']} held-out items)", tolerance=0.0))
-    values["utility"] = {**utility, "rare_condition": rare_name, **{f"rare_{k}": v for k, v in gain.items()}}
+    run.rows.append(MetricRow("utility", f"F1 on the rarest condition ({rare_name}) gained by adding synthetic samples "
+                              "of it to a small real set", gain["gain"], 0.0, "higher",
+                              f"real only {gain['real_only']:.3f}, real + synthetic {gain['real_plus_synthetic']:.3f} "
+                              f"({gain['test_count']} held-out items)", tolerance=0.0))
+    run.values["utility"] = {**utility, "rare_condition": rare_name, **{f"rare_{k}": v for k, v in gain.items()}}
 
-    dcr = distance_to_closest_record(matched, x_train, x_held)
-    rows.append(MetricRow("memorisation", "distance to closest training record, generated / held-out real (median)",
-                          dcr["ratio"], 1.0, "higher", "well below 1: samples sit closer to training items than unseen real data does",
-                          tolerance=0.3))
-    rows.append(MetricRow("memorisation", "share of near-copies (closer than 95% of held-out real items are)",
-                          dcr["near_copy_share"], 0.05, "lower", f"exact copies: {dcr['exact_copy_share']:.3f}", tolerance=1.0))
-    values["memorisation"] = {k: v for k, v in dcr.items() if k != "closest_pairs"}
-    pairs = [(matched[g], x_train[t], float(d)) for g, t, d in dcr["closest_pairs"][:4]]
+
+def _memorisation(run: _Run, matched: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """Distance to closest training record of the label-fidelity samples against the held-out
+    items'. Returns the four generated samples nearest to a training item, beside that item."""
+    dcr = distance_to_closest_record(matched, run.x_train, run.x_held)
+    run.rows.append(MetricRow("memorisation", "distance to closest training record, generated / held-out real (median)",
+                              dcr["ratio"], 1.0, "higher",
+                              "well below 1: samples sit closer to training items than unseen real data does",
+                              tolerance=0.3))
+    run.rows.append(MetricRow("memorisation", "share of near-copies (closer than 95% of held-out real items are)",
+                              dcr["near_copy_share"], 0.05, "lower", f"exact copies: {dcr['exact_copy_share']:.3f}",
+                              tolerance=1.0))
+    run.values["memorisation"] = {k: v for k, v in dcr.items() if k != "closest_pairs"}
+    return [(matched[g], run.x_train[t], float(d)) for g, t, d in dcr["closest_pairs"][:4]]
+
+
+def _privacy(run: _Run, sampler: Sampler) -> None:
+    """A DP-SGD run (core/training/privacy.py) also reports its budget, from config.json."""
     privacy = getattr(getattr(sampler, "config", None), "privacy", None)
-    if privacy:  # a DP-SGD run (core/training/privacy.py): its budget, from config.json
-        rows.append(privacy_row(privacy))
-        values["privacy"] = privacy
-    return Evaluation(rows, values, generated, schema.decode(generated_rows), images[real_index],
-                      schema.decode(conditions[real_index]), pairs, x_held, matched)
+    if privacy:
+        run.rows.append(privacy_row(privacy))
+        run.values["privacy"] = privacy

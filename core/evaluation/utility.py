@@ -14,7 +14,8 @@ the two arms of a comparison is the data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from synthscape.core.evaluation.label_classifier import (
     check_images,
     train_label_classifier,
 )
+
+T = TypeVar("T")
+Labelled = tuple[np.ndarray, np.ndarray]  # images [N, C, *spatial], condition indices [N, A]
 
 
 def _check_attribute(attribute: int, count: int) -> None:
@@ -40,6 +44,15 @@ def _labelled_set(images: np.ndarray, conditions: np.ndarray, cardinalities: Seq
     return images, check_conditions(conditions, cardinalities, len(images), what=f"{what} conditions")
 
 
+def _checked_sets(real: Labelled, synthetic: Labelled, test: Labelled, cardinalities: Sequence[int],
+                  spatial_dims: int, real_what: str) -> tuple[Labelled, Labelled, Labelled]:
+    """The three sets of a comparison, checked in this order; the real training set fixes the
+    channels and size the synthetic and test sets must have."""
+    real = _labelled_set(*real, cardinalities, spatial_dims, None, real_what)
+    synthetic = _labelled_set(*synthetic, cardinalities, spatial_dims, real[0], "synthetic")
+    return real, synthetic, _labelled_set(*test, cardinalities, spatial_dims, real[0], "real test")
+
+
 def _train_for(images: np.ndarray, conditions: np.ndarray, cardinalities: Sequence[int], spatial_dims: int,
                attribute: int, steps: int, seed: int, widths: Sequence[int] | None) -> TrainedClassifier:
     """The downstream model: a one-head ``LabelClassifier`` for ``attribute`` alone."""
@@ -47,34 +60,30 @@ def _train_for(images: np.ndarray, conditions: np.ndarray, cardinalities: Sequen
                                   steps=steps, seed=seed, widths=widths)
 
 
-def tstr_trtr(
-    synthetic_images: np.ndarray,
-    synthetic_conditions: np.ndarray,
-    real_train_images: np.ndarray,
-    real_train_conditions: np.ndarray,
-    real_test_images: np.ndarray,
-    real_test_conditions: np.ndarray,
-    cardinalities: Sequence[int],
-    spatial_dims: int,
-    attribute: int,
-    steps: int = 300,
-    seed: int = 0,
-    widths: Sequence[int] | None = None,
-) -> dict[str, float]:
+def _score_arms(arms: dict[str, Labelled], score: Callable[[TrainedClassifier], T], cardinalities: Sequence[int],
+                spatial_dims: int, attribute: int, steps: int, seed: int, widths: Sequence[int] | None) -> dict[str, T]:
+    """Per arm, in order: the downstream model trained on that arm's data, then ``score`` of it.
+    Every arm gets the same seed, steps and widths, so the data is the only difference."""
+    return {name: score(_train_for(x, y, cardinalities, spatial_dims, attribute, steps, seed, widths))
+            for name, (x, y) in arms.items()}
+
+
+def tstr_trtr(synthetic: Labelled, real_train: Labelled, real_test: Labelled, cardinalities: Sequence[int],
+              spatial_dims: int, attribute: int, steps: int = 300, seed: int = 0,
+              widths: Sequence[int] | None = None) -> dict[str, float]:
     """Train on synthetic, test on real (TSTR) against train on real, test on real (TRTR).
+
+    Each set is ``(images [N, C, *spatial], condition indices [N, A])``.
 
     Returns ``{"tstr", "trtr", "ratio"}``: accuracies on ``attribute`` of the real test set and
     their ratio, NaN when TRTR is 0 (the real data itself teaches nothing to compare against).
     """
     _check_attribute(attribute, len(cardinalities))
-    sets = (cardinalities, spatial_dims)
-    real_x, real_y = _labelled_set(real_train_images, real_train_conditions, *sets, None, "real train")
-    synth_x, synth_y = _labelled_set(synthetic_images, synthetic_conditions, *sets, real_x, "synthetic")
-    test_x, test_y = _labelled_set(real_test_images, real_test_conditions, *sets, real_x, "real test")
-    scores = {}
-    for name, (x, y) in {"tstr": (synth_x, synth_y), "trtr": (real_x, real_y)}.items():
-        model = _train_for(x, y, cardinalities, spatial_dims, attribute, steps, seed, widths)
-        scores[name] = model.accuracy(test_x, test_y[:, [attribute]])[0]
+    real, synthetic, (test_x, test_y) = _checked_sets(real_train, synthetic, real_test, cardinalities, spatial_dims,
+                                                      "real train")
+    scores = _score_arms({"tstr": synthetic, "trtr": real},
+                         lambda model: model.accuracy(test_x, test_y[:, [attribute]])[0],
+                         cardinalities, spatial_dims, attribute, steps, seed, widths)
     scores["ratio"] = scores["tstr"] / scores["trtr"] if scores["trtr"] > 0 else float("nan")
     return scores
 
@@ -98,21 +107,9 @@ def _rare_scores(predicted: np.ndarray, truth: np.ndarray, value: int) -> tuple[
     return (2 * precision * recall / (precision + recall) if hits else 0.0), recall
 
 
-def rare_condition_gain(
-    small_real_images: np.ndarray,
-    small_real_conditions: np.ndarray,
-    synthetic_images: np.ndarray,
-    synthetic_conditions: np.ndarray,
-    real_test_images: np.ndarray,
-    real_test_conditions: np.ndarray,
-    cardinalities: Sequence[int],
-    spatial_dims: int,
-    attribute: int,
-    value_index: int,
-    steps: int = 300,
-    seed: int = 0,
-    widths: Sequence[int] | None = None,
-) -> dict[str, float]:
+def rare_condition_gain(small_real: Labelled, synthetic: Labelled, real_test: Labelled, cardinalities: Sequence[int],
+                        spatial_dims: int, attribute: int, value_index: int, steps: int = 300, seed: int = 0,
+                        widths: Sequence[int] | None = None) -> dict[str, float]:
     """How much synthetic samples of a rare value help a model trained on a small real set.
 
     Two models for ``attribute``: one on the small real set alone, one on it plus the synthetic
@@ -129,10 +126,8 @@ def rare_condition_gain(
     _check_attribute(attribute, len(cardinalities))
     if not 0 <= value_index < cardinalities[attribute]:
         raise SynthscapeError(f"value_index must lie in 0..{cardinalities[attribute] - 1}, got {value_index}")
-    sets = (cardinalities, spatial_dims)
-    real_x, real_y = _labelled_set(small_real_images, small_real_conditions, *sets, None, "small real")
-    synth_x, synth_y = _labelled_set(synthetic_images, synthetic_conditions, *sets, real_x, "synthetic")
-    test_x, test_y = _labelled_set(real_test_images, real_test_conditions, *sets, real_x, "real test")
+    (real_x, real_y), (synth_x, synth_y), (test_x, test_y) = _checked_sets(small_real, synthetic, real_test,
+                                                                           cardinalities, spatial_dims, "small real")
     chosen = synth_y[:, attribute] == value_index
     truth = test_y[:, attribute]
     if not chosen.any() or not (truth == value_index).any():
@@ -142,8 +137,9 @@ def rare_condition_gain(
             "real_plus_synthetic": (np.concatenate([real_x, synth_x[chosen]]),
                                     np.concatenate([real_y, synth_y[chosen]]))}
     result: dict[str, float] = {"test_count": int((truth == value_index).sum())}
-    for name, (x, y) in arms.items():
-        predicted = _train_for(x, y, cardinalities, spatial_dims, attribute, steps, seed, widths).predict(test_x)[:, 0]
-        result[name], result[f"recall_{name}"] = _rare_scores(predicted, truth, value_index)
+    scores = _score_arms(arms, lambda model: _rare_scores(model.predict(test_x)[:, 0], truth, value_index),
+                         cardinalities, spatial_dims, attribute, steps, seed, widths)
+    for name, (f1, recall) in scores.items():
+        result[name], result[f"recall_{name}"] = f1, recall
     result["gain"] = result["real_plus_synthetic"] - result["real_only"]
     return result

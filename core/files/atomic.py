@@ -37,16 +37,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_json(path: str | Path, data: Any) -> None:
+    """``data`` as indented JSON, written atomically (config.json, latest.json)."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    """``text`` written atomically: readers see the old file or the new one, never half of it."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
+    """``data`` written atomically (PNG files, encoded once in memory)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
@@ -74,6 +77,21 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+@contextlib.contextmanager
+def new_folder(path: str | Path, *, overwrite: bool = False, inputs: Iterable[Path] = ()) -> Iterator[Path]:
+    """A command's output folder, built whole: checked first (``check_new_folder``: nothing of the
+    user's is replaced unless ``overwrite``), then filled under a temporary name (``atomic_dir``).
+
+    Enter it before the long work that fills it, so a bad ``--out`` is refused at once; an error
+    inside leaves no trace, and with ``overwrite`` the old folder stays until the new one is whole."""
+    path = Path(path)
+    check_new_folder(path, overwrite=overwrite, inputs=inputs)
+    if path.is_dir() and not any(path.iterdir()):
+        path.rmdir()  # an empty stand-in (say, made by the caller's shell) is no one's outputs
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        yield tmp
 
 
 def _replace_dir(new: Path, old: Path) -> None:

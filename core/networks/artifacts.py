@@ -9,12 +9,12 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from synthscape.core.networks.weights import load_modules, read_safetensors
-from synthscape.core.schema.config import ArtifactConfig
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import atomic_path, write_json
 from synthscape.core.networks.nets import ConditionalGenerator, check_inputs
+from synthscape.core.networks.weights import load_modules, read_safetensors
 from synthscape.core.sampling.sampler import Sampler
+from synthscape.core.schema.config import ArtifactConfig
 
 CONFIG = "config.json"
 WEIGHTS = "generator.safetensors"
@@ -42,6 +42,8 @@ class TorchSampler(Sampler):
 
     @torch.no_grad()
     def generate(self, latents: np.ndarray, condition: np.ndarray) -> np.ndarray:
+        """float32 ``[B, Z]`` + int64 ``[B, A]`` -> float32 images ``[B, C, *image_size]``, in eval
+        mode (a network still being trained is put back in training mode afterwards)."""
         z = torch.as_tensor(latents, device=self.device)
         c = torch.as_tensor(condition, device=self.device)
         check_inputs(self.config.network, self.schema.cardinalities, z, c)

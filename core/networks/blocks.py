@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +47,7 @@ class ConditionEmbedding(nn.Module):
         return self.table(condition + self.offsets)
 
     def forward(self, condition: torch.Tensor) -> torch.Tensor:
+        """int64 ``[B, A]`` -> ``[B, E]``."""
         return self.lookup(condition).sum(dim=1)
 
 
@@ -61,6 +63,8 @@ class ConditionalGroupNorm(nn.Module):
         self.spatial_dims = spatial_dims
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, C, *spatial]`` normalised, times ``1 + gamma`` plus ``beta``, both read off
+        ``embedding`` ``[B, E]``; zero-initialised, so it starts as plain GroupNorm."""
         gamma, beta = self.film(embedding).unflatten(1, (2, -1)).unbind(1)
         spatial = (..., *([None] * self.spatial_dims))  # indexing, not view(shape): no batch size baked into ONNX
         return self.norm(x) * (1 + gamma[spatial]) + beta[spatial]
@@ -83,6 +87,7 @@ class HalvingPool(nn.Module):
         self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, *spatial]`` -> ``[B, C, *spatial / 2]``."""
         return self.convolve(x, self.weight, stride=2, groups=self.weight.shape[0])
 
 
@@ -107,6 +112,7 @@ class UpBlock(nn.Module):
         self.act = nn.SiLU()
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        """``[B, in, *spatial]`` + embedding ``[B, E]`` -> ``[B, out, *spatial * 2]``."""
         h = self.up(self.conv1(self.act(self.norm1(x, embedding))))
         h = self.conv2(self.act(self.norm2(h, embedding)))
         return self.up(self.skip(x)) + h
@@ -137,6 +143,7 @@ class DownBlock(nn.Module):
         self.skip = nn.Sequential(HalvingPool(spatial_dims, in_channels), conv(spatial_dims, in_channels, out_channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, in, *spatial]`` -> ``[B, out, *spatial / 2]``."""
         return self.skip(x) + self.body(x)
 
 
@@ -147,9 +154,10 @@ class DownTrunk(nn.Module):
         super().__init__()
         self.stem = conv(spatial_dims, in_channels, channels[0])
         self.blocks = nn.Sequential(
-            *[DownBlock(spatial_dims, c_in, c_out, groups) for c_in, c_out in zip(channels[:-1], channels[1:])]
+            *[DownBlock(spatial_dims, c_in, c_out, groups) for c_in, c_out in pairwise(channels)]
         )
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, *spatial]`` -> ``[B, channels[-1], *spatial / 2 ** (len(channels) - 1)]``."""
         return self.act(self.blocks(self.stem(x)))

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from synthscape.core.schema.config import NetworkConfig
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.networks.blocks import ConditionalGroupNorm, ConditionEmbedding, DownTrunk, UpBlock, conv
+from synthscape.core.schema.config import NetworkConfig
 
 
 class ConditionalGenerator(nn.Module):
@@ -34,13 +35,14 @@ class ConditionalGenerator(nn.Module):
         self.embed = ConditionEmbedding(cardinalities, e, enabled=config.conditional)
         self.project = nn.Linear(config.latent_dim + e, widths[0] * math.prod(config.start_size))
         self.blocks = nn.ModuleList(
-            UpBlock(d, c_in, c_out, e, config.norm_groups) for c_in, c_out in zip(widths[:-1], widths[1:])
+            UpBlock(d, c_in, c_out, e, config.norm_groups) for c_in, c_out in pairwise(widths)
         )
         self.out_norm = ConditionalGroupNorm(d, widths[-1], e, config.norm_groups)
         self.out_conv = conv(d, widths[-1], config.channels)
         self.act = nn.SiLU()
 
     def forward(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Latent float ``[B, Z]`` + condition int64 ``[B, A]`` -> image ``[B, C, *image_size]``."""
         embedding = self.embed(condition)
         x = self.project(torch.cat([z, embedding], dim=1))
         x = x.unflatten(1, (self.config.generator_channels[0], *self.config.start_size))
@@ -102,6 +104,8 @@ class ConditionalEncoder(nn.Module):
         self.head = nn.Linear(features + config.embed_dim, 2 * config.latent_dim)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image ``[B, C, *image_size]`` + condition ``[B, A]`` -> ``(mu, logvar)``, each ``[B, Z]``;
+        logvar is clamped to [-30, 20], which keeps ``exp(logvar)`` and the KL term finite."""
         features = self.trunk(x).flatten(1)
         mu, logvar = self.head(torch.cat([features, self.embed(condition)], dim=1)).chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)

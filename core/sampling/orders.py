@@ -22,6 +22,7 @@ import numpy as np
 
 from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.progress import progress as show_progress
 from synthscape.core.sampling.sampler import Sampler, Samples
 from synthscape.core.sampling.shards import Shard
 
@@ -92,12 +93,8 @@ def draw_order(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]],
         if not calls:
             raise SynthscapeError(f"shard {shard.index}/{shard.count} gets no samples: the order makes only {total} "
                                   f"network call(s) of batch size {batch_size}; use fewer shards or a smaller batch size")
-    if progress:
-        from tqdm.auto import tqdm
-
-        calls = tqdm(calls, desc="sampling", unit="batch")
     parts = [sampler.sample(count, condition, seed=seed, start=first, batch_size=batch_size)
-             for condition, first, count in calls]
+             for condition, first, count in show_progress(calls, desc="sampling", unit="batch", enabled=progress)]
     if not parts:  # an order of zero samples
         return sampler.sample(0, seed=seed, start=start)
     return Samples(np.concatenate([p.images for p in parts]), [c for p in parts for c in p.conditions], seed,

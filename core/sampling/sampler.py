@@ -1,9 +1,11 @@
 """Sampling that any backend shares: per-sample latents and conditions from (seed, index).
 
 Sample ``i`` of seed ``s`` draws its latent and its missing condition attributes from its own
-random stream, ``numpy.random.default_rng([s, i])``. So it is the same drawn alone or in a batch
-of 64, on torch or on onnxruntime, in one process or sharded over many: (artifact, seed, index)
-decide it alone. numpy only.
+random stream, ``numpy.random.default_rng([s, i])``. So its inputs are the same drawn alone or in a
+batch of 64, on torch or on onnxruntime, in one process or sharded over many: (artifact, seed,
+index) decide them alone. Its image is bit for bit the same wherever the network sees the same
+batch (a rerun, a shard: ``orders.py`` keeps the batches); at another batch size a batched
+convolution may round differently in the last float bit (a few voxels 1 HU apart). numpy only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.progress import progress as show_progress
 
 
 @dataclass
@@ -95,11 +98,7 @@ class Sampler(ABC):
         if batch_size < 1:
             raise SynthscapeError(f"batch_size must be at least 1, got {batch_size}")
         latents, encoded, conditions = plan(self.schema, self.prior, self.latent_dim, count, condition, seed, start)
-        batches = range(0, count, batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc="sampling", unit="batch")
+        batches = show_progress(range(0, count, batch_size), desc="sampling", unit="batch", enabled=progress)
         images = [self.generate(latents[i : i + batch_size], encoded[i : i + batch_size]) for i in batches]
         stacked = np.concatenate(images) if images else np.zeros((0,), dtype=np.float32)
         return Samples(stacked, conditions, seed, np.arange(start, start + count))

@@ -72,13 +72,18 @@ class ConditionSchema:
     # -- structure -------------------------------------------------------------------------
     @property
     def names(self) -> list[str]:
+        """Attribute names in schema order: the column order of every encoded condition ``[B, A]``."""
         return [name for name, _ in self.attributes]
 
     @property
     def cardinalities(self) -> list[int]:
+        """Number of values of each attribute, in schema order: the sizes of the networks'
+        embedding tables and of the AC-GAN and label-classifier heads."""
         return [len(values) for _, values in self.attributes]
 
     def values(self, attribute: str) -> tuple[str, ...]:
+        """The values of ``attribute`` in order (a value's position is its encoded index); an unknown
+        attribute is refused with the valid ones listed."""
         return dict(self.attributes)[self._check_attribute(attribute)]
 
     def __len__(self) -> int:
@@ -154,10 +159,13 @@ class ConditionSchema:
 
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, list[str]]:
+        """``{attribute: [values]}`` in schema order, as config.json's ``schema`` stores it; the order
+        of both is the encoding, so ``from_dict`` gives back the same indices."""
         return {name: list(values) for name, values in self.attributes}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Sequence[str]]) -> ConditionSchema:
+        """The schema from config.json's ``schema`` entry, with every check of the constructor."""
         return cls(data)
 
 
@@ -170,6 +178,8 @@ class ConditionPrior:
 
     @classmethod
     def from_indices(cls, schema: ConditionSchema, indices: Any) -> ConditionPrior:
+        """Count the combinations in encoded training conditions ``[N, A]``. An empty data set is
+        refused: it leaves nothing to draw missing attributes from."""
         indices = np.asarray(indices, dtype=np.int64)
         schema.check_indices(indices, what="training conditions")
         if len(indices) == 0:
@@ -213,10 +223,14 @@ class ConditionPrior:
         return [m / m.sum() for m in out]
 
     def to_list(self) -> list[list[Any]]:
+        """The counts as sorted ``[[value indices], count]`` rows: config.json's ``condition_counts``
+        (JSON has no tuple keys; sorted so the same data writes the same file)."""
         return [[list(combo), count] for combo, count in sorted(self.counts.items())]
 
     @classmethod
     def from_list(cls, schema: ConditionSchema, data: Sequence[Sequence[Any]]) -> ConditionPrior:
+        """Read config.json's ``condition_counts`` back, refusing an empty list or an index outside
+        the schema."""
         counts = {tuple(int(v) for v in combo): int(count) for combo, count in data}
         if not counts:
             raise SynthscapeError("condition_counts in config.json is empty")

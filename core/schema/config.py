@@ -62,6 +62,8 @@ class NetworkConfig:
 
     @property
     def start_size(self) -> tuple[int, ...]:
+        """Spatial size of the generator's first grid, the one its linear layer fills:
+        ``image_size / 2 ** (len(generator_channels) - 1)`` per axis."""
         factor = 2 ** (len(self.generator_channels) - 1)
         return tuple(s // factor for s in self.image_size)
 
@@ -125,6 +127,7 @@ class TrainConfig:
 
     @property
     def private(self) -> bool:
+        """Whether this is a DP-SGD run: ``dp_epsilon`` is set (there is no separate switch)."""
         return self.dp_epsilon is not None
 
     def _check_privacy(self) -> None:
@@ -165,6 +168,8 @@ class ArtifactConfig:
             raise SynthscapeError(f"privacy must be a JSON object or absent, got {type(self.privacy).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object written as config.json, tagged with ``FORMAT`` and ``FORMAT_VERSION``;
+        ``output_range`` tells a torch-free reader the generator's images lie in [-1, 1] (tanh)."""
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -182,6 +187,8 @@ class ArtifactConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "config.json") -> ArtifactConfig:
+        """Build from parsed config.json, refusing another format, a newer ``format_version`` or a
+        malformed field; every error names ``source`` so the user knows which file is at fault."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
             raise SynthscapeError(f"{source} is not a synthscape generator config (format={found!r})")
@@ -212,6 +219,8 @@ class ArtifactConfig:
 
     @classmethod
     def read(cls, path: str | Path) -> ArtifactConfig:
+        """Read and check the config.json at ``path`` (see ``from_dict``); a missing file or bad JSON
+        is a ``SynthscapeError``, not a traceback."""
         path = Path(path)
         if not path.is_file():
             raise SynthscapeError(f"{path} not found: a generator directory holds config.json and generator.safetensors")

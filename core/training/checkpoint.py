@@ -30,6 +30,12 @@ KEEP = 2
 
 def save_checkpoint(run: Path, step: int, modules: Mapping[str, nn.Module],
                     optimizers: Mapping[str, torch.optim.Optimizer], rng: Mapping[str, torch.Tensor]) -> Path:
+    """Write ``checkpoint/step-N`` crash-safely, point latest.json at it and prune to the ``KEEP``
+    newest; returns the folder.
+
+    ``modules`` go to weights.safetensors; ``optimizers``' state, ``step`` and ``rng`` (the noise and
+    torch RNG states, the DP accountant: what a bit-exact resume needs beyond weights) go to
+    state.pt as tensors, numbers and lists only, so it loads with ``weights_only=True``."""
     root = run / "checkpoint"
     final = root / f"step-{step:08d}"
     remove_leftovers(root)  # this folder is the run's alone: any temporary in it is a killed save's
@@ -54,6 +60,9 @@ def prune(root: Path, step: int) -> None:
 
 
 def latest_checkpoint(run: Path) -> Path | None:
+    """The folder latest.json names, or None when the run has no checkpoint yet. A pointer that
+    cannot be read or names a missing folder is refused, not taken as None: that would start
+    the run over and discard its progress."""
     pointer = run / "checkpoint" / "latest.json"
     if not pointer.is_file():
         return None

@@ -34,6 +34,8 @@ class ResumableSampler(Sampler[int]):
         self.size, self.seed, self.start, self.rank, self.world = size, seed, start, rank, world
 
     def permutation(self, epoch: int) -> torch.Tensor:
+        """Epoch ``epoch``'s order of the ``size`` indices, from (seed, epoch) alone, so a resume can
+        recompute any epoch without replaying the ones before it."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         return torch.randperm(self.size, generator=generator)
 

@@ -60,6 +60,7 @@ class ProcessGroup:
 
     @property
     def distributed(self) -> bool:
+        """More than one process: only then do the collective methods communicate at all."""
         return self.world > 1
 
     def broadcast_modules(self, modules: Iterable[nn.Module]) -> None:
@@ -104,9 +105,13 @@ class ProcessGroup:
         return out
 
     def barrier(self) -> None:
+        """Wait until every rank gets here (no-op in a group of one), e.g. so that no rank goes on
+        before rank 0 has written a checkpoint."""
         if self.distributed:
             dist.barrier()
 
     def close(self) -> None:
+        """Leave torch.distributed if this object joined it; a group initialised by someone else
+        (``owned`` False) is theirs to tear down."""
         if self.owned and dist.is_initialized():
             dist.destroy_process_group()

@@ -25,19 +25,26 @@ class EMA(nn.Module):
         self.max_decay = max_decay
 
     def decay(self, step: int) -> float:
+        """The decay at ``step``: ``(1 + step) / (10 + step)``, capped at ``max_decay``: low at
+        first, so the average soon leaves the initial weights behind."""
         return min(self.max_decay, (1 + step) / (10 + step))
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
+        """Move the averaged weights ``1 - decay(step)`` of the way to ``model``'s; buffers are copied,
+        not averaged."""
         weight = 1.0 - self.decay(step)
         torch._foreach_lerp_(list(self.module.parameters()), list(model.parameters()), weight)
         for mine, theirs in zip(self.module.buffers(), model.buffers()):
             mine.copy_(theirs)
 
     def state_dict(self, *args, **kwargs):
+        """The averaged generator's own state_dict, keyed as a plain ``ConditionalGenerator``'s
+        (no ``module.`` prefix), so checkpoints hold ``ema.*`` in the generator's layout."""
         return self.module.state_dict(*args, **kwargs)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """Load a state_dict keyed as ``state_dict`` writes it (a plain generator's keys)."""
         return self.module.load_state_dict(state_dict, strict=strict, assign=assign)
 
 
@@ -79,6 +86,9 @@ class GAN(Objective):
         self.prior: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def make_private(self, plan, prior) -> None:
+        """DP-SGD on the critic alone, and from now on the generator step draws its conditions from
+        ``prior`` (config.json's counts), never from the real batch. Refuses ``r1_gamma > 0``: the R1
+        penalty's double backward has no per-sample gradients."""
         from synthscape.core.errors import SynthscapeError
         from synthscape.core.training.privacy import prior_conditions
 
@@ -89,6 +99,7 @@ class GAN(Objective):
 
     @property
     def sampler_network(self) -> nn.Module:
+        """The EMA generator: what generator.safetensors holds and the training grids sample from."""
         return self.ema.module
 
     def r1_penalty(self, images: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
@@ -100,6 +111,8 @@ class GAN(Objective):
         return grad.square().flatten(1).sum(1).mean()
 
     def step(self, images, condition, step, noise, autocast: Autocast = no_autocast):
+        """One critic step on the batch, then one generator step; returns detached metrics by name.
+        Under DP the generator's conditions come from the prior (see the class docstring)."""
         metrics = self.critic_step(images, condition, step, noise, autocast)
         if self.prior is not None:  # DP: the generator step reads nothing of the real batch
             combos, counts = self.prior
@@ -144,6 +157,10 @@ class GAN(Objective):
         return metrics
 
     def generator_step(self, condition, step, noise, autocast: Autocast) -> dict[str, torch.Tensor]:
+        """Generator update against the frozen critic (hinge score, plus the AC-GAN and mode-seeking
+        terms when their weights are on), then the EMA update. With mode seeking, the batch's first
+        half of conditions is repeated so that samples ``i`` and ``i + half`` share one. The critic
+        runs outside DP bookkeeping: this step trains only the generator."""
         batch = condition.shape[0]
         cfg = self.train
         self.critic.requires_grad_(False)

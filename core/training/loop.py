@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from synthscape.core.allocator import keep_freed_memory
+from synthscape.core.progress import progress as show_progress
 from synthscape.core.networks.artifacts import CONFIG, TorchSampler, save_generator
 from synthscape.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from synthscape.core.files.atomic import leftovers, remove_entry, remove_leftovers
@@ -47,6 +47,7 @@ RESUME_OVERRIDES = {"lr_generator", "lr_critic"}  # besides steps, what a resume
 
 
 def select_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when torch sees it, else CPU; asking for CUDA without it is refused, not ignored."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -137,6 +138,7 @@ def write_grids(run: Path, step: int, config: ArtifactConfig, sampler: TorchSamp
 
 
 def finite_or_raise(metrics: dict[str, float], step: int, last_good: int | None, run: Path, art: ArtifactConfig) -> None:
+    """Stop at the first NaN or Inf loss, before it reaches a checkpoint (``diverged`` says how to go on)."""
     bad = [name for name, value in metrics.items() if not math.isfinite(value)]
     if bad:
         raise diverged(f"{', '.join(bad)} is NaN or Inf", step, last_good, run, art)
@@ -174,7 +176,7 @@ def train(
 ) -> ArtifactConfig:
     """Train a conditional GAN or VAE on ``dataset`` of ``(image in [-1, 1], condition indices)``.
 
-    Writes the run directory of design.md and returns its final config. ``on_checkpoint(step,
+    Writes the run directory (README, "A run folder holds"; docs/core.md) and returns its final config. ``on_checkpoint(step,
     folder)`` is called after each checkpoint is complete on disk. A resumed run keeps its saved
     settings but ``config.steps`` and the ``resume_overrides`` (``lr_generator``, ``lr_critic``).
 
@@ -215,6 +217,27 @@ def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, devic
     cfg = art.train
     keep_freed_memory()  # glibc: reuse freed activation memory rather than page-fault it in again (1.3x at 64^3 on CPU)
     torch.manual_seed(cfg.seed)
+    objective = build_objective(art, device_, group)
+    noise = torch.Generator(device_).manual_seed(cfg.seed + 1 + NOISE_SEED_STRIDE * group.rank)
+    start = restore(run, objective, noise, group, cfg.seed) if resume else 0
+    group.broadcast_modules(objective.modules.values())
+    if start >= cfg.steps:
+        log.info("%s is already at step %d of %d; nothing to do", run, start, cfg.steps)
+        return art
+    if group.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+    loop = Loop(run, art, objective, noise, group, device_, on_checkpoint, last_good=start if resume else None)
+    loop.run(batch_loader(dataset, art, objective, start, device_, group), start, progress, resume)
+    group.barrier()
+    world = f" on {group.world} processes" if group.distributed else ""
+    if group.is_main:
+        log.info("trained %s %s to step %d%s in %s", art.domain, art.model, cfg.steps, world, run)
+    return art
+
+
+def build_objective(art: ArtifactConfig, device_: torch.device, group: ProcessGroup) -> Objective:
+    """The run's networks and optimizers, channels-last, private or compiled as its config says."""
+    cfg = art.train
     objective = OBJECTIVES[art.model](art.network, cfg, art.schema.cardinalities, device_)
     objective.gradient_sync = group.average_gradients
     if art.privacy is not None:
@@ -225,74 +248,96 @@ def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, devic
     if cfg.compile:  # in place: state_dict keys, checkpoints and the exported generator are unchanged
         for name in objective.compiled:
             objective.modules[name].compile()
-    noise = torch.Generator(device_).manual_seed(cfg.seed + 1 + NOISE_SEED_STRIDE * group.rank)
-    start, last_good = 0, None
-    if resume:
-        folder = latest_checkpoint(run)
-        rates = {name: [g["lr"] for g in o.param_groups] for name, o in objective.optimizers.items()}
-        start, rng = load_checkpoint(folder, objective.modules, objective.optimizers)
-        for name, optimizer in objective.optimizers.items():  # the config's rates, which a resume may lower
-            for param_group, lr in zip(optimizer.param_groups, rates[name]):
-                param_group["lr"] = lr
-        restore_noise(noise, rng, group, cfg.seed, start)
-        torch.set_rng_state(rng["torch"])
-        if objective.dp is not None:
-            objective.dp.load_state_dict(rng.get("privacy"), start)
-        last_good = start
-        log.info("resuming %s from step %d", run, start)
-    group.broadcast_modules(objective.modules.values())
-    if start >= cfg.steps:
-        log.info("%s is already at step %d of %d; nothing to do", run, start, cfg.steps)
-        return art
+    return objective
 
-    if group.is_main:
-        run.mkdir(parents=True, exist_ok=True)
+
+def restore(run: Path, objective: Objective, noise: torch.Generator, group: ProcessGroup, seed: int) -> int:
+    """Load the latest checkpoint into ``objective`` and the RNGs; returns its step.
+
+    The learning rates stay the config's (a resume may lower them after a divergence)."""
+    folder = latest_checkpoint(run)
+    rates = {name: [g["lr"] for g in o.param_groups] for name, o in objective.optimizers.items()}
+    start, rng = load_checkpoint(folder, objective.modules, objective.optimizers)
+    for name, optimizer in objective.optimizers.items():
+        for param_group, lr in zip(optimizer.param_groups, rates[name]):
+            param_group["lr"] = lr
+    restore_noise(noise, rng, group, seed, start)
+    torch.set_rng_state(rng["torch"])
+    if objective.dp is not None:
+        objective.dp.load_state_dict(rng.get("privacy"), start)
+    log.info("resuming %s from step %d", run, start)
+    return start
+
+
+def batch_loader(dataset: Dataset, art: ArtifactConfig, objective: Objective, start: int, device_: torch.device,
+                 group: ProcessGroup) -> DataLoader:
+    """Batches from step ``start + 1`` on: this rank's slice of the seeded order, or Poisson batches (DP-SGD)."""
+    cfg = art.train
     if art.privacy is not None:  # Poisson batches, as the accountant assumes
-        loader = poisson_loader(dataset, objective.dp.plan, art.network, len(art.schema.cardinalities), cfg.seed,
-                                start, cfg.num_workers, device_.type == "cuda")
-    else:
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.num_workers,
-                            sampler=ResumableSampler(len(dataset), cfg.seed, start * cfg.batch_size * group.world,
-                                                     group.rank, group.world),
-                            pin_memory=device_.type == "cuda")
-    metrics_log = MetricsLog(run, objective.metric_names, resume_step=start if resume else None) if group.is_main else None
-    sampler = TorchSampler(art, objective.sampler_network, device_)
-    autocast = autocast_for(device_)
-    objective.train_mode()
-    batches = iter(loader)
-    checked = False
-    bar = tqdm(range(start + 1, cfg.steps + 1), initial=start, total=cfg.steps, desc=f"train {art.model}",
-               unit="step", disable=not progress)
-    try:
-        for step in bar:
-            images, condition = next(batches)
-            images = images.to(device_, non_blocking=True).float().contiguous(memory_format=layout)
-            condition = condition.to(device_, non_blocking=True).long()
-            if not checked and len(images):  # a Poisson batch (DP) may be empty
-                check_batch(art, images, condition)
-                checked = True
-            metrics = {k: float(v) for k, v in objective.step(images, condition, step, noise, autocast).items()}
-            metrics = group.average_metrics(metrics)  # every rank sees the same numbers, so all stop together
-            finite_or_raise(metrics, step, last_good, run, art)
-            if metrics_log is not None and (step % cfg.log_every == 0 or step == cfg.steps):
-                metrics_log.write(step, metrics)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if v == v}, refresh=False)
-            if group.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
-                write_grids(run, step, art, sampler)
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                checkpoint(run, step, art, objective, noise, group, last_good)
-                last_good = step
-                if on_checkpoint is not None and group.is_main:
-                    on_checkpoint(step, run / "checkpoint")
-    finally:
-        if metrics_log is not None:
-            metrics_log.close()
-        bar.close()
-    group.barrier()
-    world = f" on {group.world} processes" if group.distributed else ""
-    if group.is_main:
-        log.info("trained %s %s to step %d%s in %s", art.domain, art.model, cfg.steps, world, run)
-    return art
+        return poisson_loader(dataset, objective.dp.plan, art.network, len(art.schema.cardinalities), cfg.seed,
+                              start, cfg.num_workers, device_.type == "cuda")
+    return DataLoader(dataset, batch_size=cfg.batch_size, drop_last=True, num_workers=cfg.num_workers,
+                      sampler=ResumableSampler(len(dataset), cfg.seed, start * cfg.batch_size * group.world,
+                                               group.rank, group.world),
+                      pin_memory=device_.type == "cuda")
+
+
+class Loop:
+    """One rank's steps: batch -> ``objective.step`` -> NaN guard -> log, grids, checkpoints."""
+
+    def __init__(self, run: Path, art: ArtifactConfig, objective: Objective, noise: torch.Generator,
+                 group: ProcessGroup, device_: torch.device, on_checkpoint: CheckpointCallback | None,
+                 last_good: int | None):
+        self.run_dir, self.art, self.objective, self.noise = run, art, objective, noise
+        self.group, self.device, self.on_checkpoint, self.last_good = group, device_, on_checkpoint, last_good
+        self.layout = memory_format(art.network.spatial_dims)
+        self.sampler = TorchSampler(art, objective.sampler_network, device_)
+        self.autocast = autocast_for(device_)
+        self.checked = False
+
+    def run(self, loader: DataLoader, start: int, progress: bool, resume: bool) -> None:
+        """Steps ``start + 1`` .. ``steps``; metrics.csv is appended to on a resume."""
+        cfg = self.art.train
+        metrics_log = (MetricsLog(self.run_dir, self.objective.metric_names, resume_step=start if resume else None)
+                       if self.group.is_main else None)
+        self.objective.train_mode()
+        batches = iter(loader)
+        bar = show_progress(range(start + 1, cfg.steps + 1), initial=start, total=cfg.steps,
+                            desc=f"train {self.art.model}", unit="step", enabled=progress)
+        try:
+            for step in bar:
+                metrics = self.step(step, *next(batches))
+                if metrics_log is not None and (step % cfg.log_every == 0 or step == cfg.steps):
+                    metrics_log.write(step, metrics)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items() if v == v}, refresh=False)
+                self.after_step(step)
+        finally:
+            if metrics_log is not None:
+                metrics_log.close()
+            bar.close()
+
+    def step(self, step: int, images: torch.Tensor, condition: torch.Tensor) -> dict[str, float]:
+        """One optimisation step on a batch; every rank gets the same, finite, metrics or raises."""
+        images = images.to(self.device, non_blocking=True).float().contiguous(memory_format=self.layout)
+        condition = condition.to(self.device, non_blocking=True).long()
+        if not self.checked and len(images):  # a Poisson batch (DP) may be empty
+            check_batch(self.art, images, condition)
+            self.checked = True
+        metrics = {k: float(v) for k, v in self.objective.step(images, condition, step, self.noise, self.autocast).items()}
+        metrics = self.group.average_metrics(metrics)  # every rank sees the same numbers, so all stop together
+        finite_or_raise(metrics, step, self.last_good, self.run_dir, self.art)
+        return metrics
+
+    def after_step(self, step: int) -> None:
+        """Sample grids and checkpoints on their schedules (and at the last step)."""
+        cfg = self.art.train
+        if self.group.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
+            write_grids(self.run_dir, step, self.art, self.sampler)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            checkpoint(self.run_dir, step, self.art, self.objective, self.noise, self.group, self.last_good)
+            self.last_good = step
+            if self.on_checkpoint is not None and self.group.is_main:
+                self.on_checkpoint(step, self.run_dir / "checkpoint")
 
 
 def restore_noise(noise: torch.Generator, rng: dict, group: ProcessGroup, seed: int, step: int) -> None:

@@ -39,6 +39,8 @@ class MetricsLog:
             csv.writer(handle).writerows(kept)
 
     def write(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Append the row for ``step`` (and each metric to TensorBoard as ``train/<name>``); a column
+        missing from ``metrics``, such as r1 off its schedule, is left blank."""
         values = [metrics.get(name, float("nan")) for name in self.columns[1:]]
         row = [step] + [f"{v:.6g}" if v == v else "" for v in values]  # blank: not measured at this step
         with self.path.open("a", newline="") as handle:
@@ -48,5 +50,6 @@ class MetricsLog:
                 self.tensorboard.add_scalar(f"train/{name}", value, step)
 
     def close(self) -> None:
+        """Close the TensorBoard writer; the CSV needs nothing, each ``write`` opens and closes it."""
         if self.tensorboard is not None:
             self.tensorboard.close()

@@ -20,6 +20,7 @@ Autocast = Callable[[], ContextManager]
 
 
 def no_autocast() -> ContextManager:
+    """Forward passes as they are, in float32: the default ``Autocast``, as CPU training has it."""
     return contextlib.nullcontext()
 
 
@@ -68,10 +69,14 @@ class Objective(ABC):
         return self.dp.paused() if self.dp is not None else contextlib.nullcontext()
 
     def adam(self, *modules: nn.Module, lr: float) -> torch.optim.Adam:
+        """Adam over ``modules``' parameters with the run's ``betas`` (one optimizer may span several
+        modules: the VAE's encoder and decoder)."""
         params = [p for m in modules for p in m.parameters()]
         return torch.optim.Adam(params, lr=lr, betas=self.train.betas)
 
     def latents(self, batch: int, noise: torch.Generator) -> torch.Tensor:
+        """Standard-normal latents ``[batch, latent_dim]`` from ``noise``, the run's checkpointed
+        generator, so a resumed run draws the same ones as an uninterrupted one."""
         return torch.randn(batch, self.network.latent_dim, generator=noise, device=self.device)
 
     @property
@@ -85,6 +90,8 @@ class Objective(ABC):
         """One optimisation step on one batch; returns detached scalar metrics by name."""
 
     def train_mode(self) -> None:
+        """Trained modules in training mode and ``sampler_network`` in eval: the GAN's EMA copy is
+        never trained itself (the VAE overrides this: its sampler network is the trained decoder)."""
         for module in self.modules.values():
             module.train()
         self.sampler_network.eval()

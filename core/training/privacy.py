@@ -65,6 +65,8 @@ class PrivacyPlan:
     accountant: str = ACCOUNTANT
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan as config.json's ``privacy`` entry, mechanism and sampling named for the reader;
+        ``from_dict`` reads it back."""
         return {"mechanism": "DP-SGD (Opacus)", "sampling": "poisson", "epsilon_target": self.epsilon,
                 "delta": self.delta, "noise_multiplier": self.noise_multiplier, "max_grad_norm": self.max_grad_norm,
                 "sample_rate": self.sample_rate, "expected_batch_size": self.expected_batch_size,
@@ -72,6 +74,8 @@ class PrivacyPlan:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PrivacyPlan:
+        """The plan from config.json's ``privacy`` entry (extra keys such as ``epsilon_spent`` are
+        ignored), so a resume trains with the noise it was planned with."""
         try:
             return cls(float(data["epsilon_target"]), float(data["delta"]), float(data["max_grad_norm"]),
                        float(data["noise_multiplier"]), float(data["sample_rate"]), int(data["expected_batch_size"]),
@@ -131,12 +135,15 @@ def check_private_resume(privacy: Mapping[str, Any], steps: int) -> None:
 
 
 def check_world(world: int) -> None:
+    """Refuse DP training under torchrun (``world`` > 1): the Poisson batches and the accountant
+    assume one process drawing from the whole data set."""
     if world > 1:
         raise SynthscapeError(f"differentially private training runs as one process, not under torchrun "
                               f"(WORLD_SIZE={world}): Poisson batches and the accountant are per run, not per rank")
 
 
 def one_line(exc: BaseException) -> str:
+    """An exception's message on one line of at most 300 characters, for refusals quoting Opacus."""
     return " ".join(str(exc).split())[:300]
 
 
@@ -213,9 +220,11 @@ class DPSGD:
 
     @property
     def steps(self) -> int:
+        """DP steps the accountant has counted; on resume it must equal the checkpoint's step."""
         return sum(int(entry[2]) for entry in self.accountant.history)
 
     def epsilon(self) -> float:
+        """Epsilon spent so far at the plan's delta; 0.0 before the first step."""
         return float(self.accountant.get_epsilon(delta=self.plan.delta, alphas=ALPHAS)) if self.accountant.history else 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -224,6 +233,7 @@ class DPSGD:
                 "private_modules": list(self.names)}
 
     def message(self) -> str:
+        """Epsilon spent against the target, and steps taken against planned, as one log line."""
         return (f"dp: epsilon spent {self.epsilon():.4g} of {self.plan.epsilon:g} (delta {self.plan.delta:.3g}) "
                 f"after {self.steps} of {self.plan.steps} steps")
 
@@ -232,6 +242,8 @@ class DPSGD:
         return {"mechanism": self.accountant.mechanism(), "history": [list(entry) for entry in self.accountant.history]}
 
     def load_state_dict(self, state: Mapping[str, Any] | None, step: int) -> None:
+        """Restore the accountant from a checkpoint's ``state_dict``. Refuses a missing or foreign
+        state, or one whose step count is not ``step``: the run could not then report an honest epsilon."""
         if not state or state.get("mechanism") != self.accountant.mechanism():
             raise SynthscapeError(f"--resume: the checkpoint holds no {self.accountant.mechanism()} accountant state "
                                   "for this DP run; it cannot continue with an honest epsilon")
@@ -256,6 +268,7 @@ class PoissonBatches(Sampler[list[int]]):
         self.size, self.sample_rate, self.seed, self.start = size, sample_rate, seed, start
 
     def batch(self, step: int) -> list[int]:
+        """Item indices of step ``step``'s batch, from (seed, ``POISSON_STREAM``, step) alone; may be empty."""
         draws = np.random.default_rng([self.seed, POISSON_STREAM, step]).random(self.size)
         return np.flatnonzero(draws < self.sample_rate).tolist()
 

@@ -47,16 +47,22 @@ class VAE(Objective):
 
     @property
     def sampler_network(self) -> nn.Module:
+        """The decoder: the exported generator. The encoder serves training only."""
         return self.decoder
 
     def train_mode(self) -> None:
+        """Encoder and decoder both in training mode; overrides the base, which would put the
+        sampler network (here the trained decoder) in eval."""
         self.encoder.train()
         self.decoder.train()
 
     def kl_weight(self, step: int) -> float:
+        """The KL term's weight at ``step``: ``kl_beta`` ramped up linearly over ``kl_warmup_steps``."""
         return self.train.kl_beta * min(1.0, step / max(1, self.train.kl_warmup_steps))
 
     def step(self, images, condition, step, noise, autocast: Autocast = no_autocast):
+        """One negative-ELBO step on the batch; returns detached metrics by name. An empty batch
+        (Poisson sampling, DP only) still takes the noise-only step, so the accountant's count holds."""
         weight = self.kl_weight(step)
         self.optimizers["vae"].zero_grad(set_to_none=True)
         if images.shape[0] == 0:  # only a Poisson batch (DP) is ever empty: the step is noise alone

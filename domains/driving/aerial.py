@@ -1,22 +1,26 @@
 """The drone view of the driving domain: streets seen from 40-120 m up, straight down or oblique.
 
 ``render_aerial`` lays out one or two roads (a crossing or a T junction) at random angles, with lanes,
-markings and sidewalks, buildings, trees and street lamps beside them, traffic in the lanes, people
-on the sidewalks and the scenario's object on the road, then paints it through a pinhole drone camera
-(``aerial_objects.View``): the ground as one composed layer, then the solid things far to near, then
-the sun's shadows (picture only). Clear daylight; weather and time effects work from the depth,
-semantic map and lights this leaves.
+markings and sidewalks (``aerial_roads``), buildings, trees and street lamps beside them, traffic in
+the lanes, people on the sidewalks and the scenario's object on the road, then paints it through a
+pinhole drone camera (``aerial_camera.View``): the ground as one composed layer, then the solid
+things far to near (``aerial_objects``), then the sun's shadows (picture only). Clear daylight;
+weather and time effects work from the depth, semantic map and lights this leaves.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from synthscape.domains.driving.aerial_objects import (FAR, View, building_hull, draw_building, draw_debris,
-                                                       draw_lamp, draw_person, draw_tree, draw_vehicle, tree_circle)
+from synthscape.domains.driving.aerial_camera import FAR, View
+from synthscape.domains.driving.aerial_objects import (Building, Debris, Lamp, Person, Tree, Vehicle, building_hull,
+                                                       draw_building, draw_debris, draw_lamp, draw_person, draw_tree,
+                                                       draw_vehicle, tree_circle)
+from synthscape.domains.driving.aerial_roads import Junction, Road, lay_out_roads
 from synthscape.domains.driving.scene import SEMANTIC_ID, SKY_DEPTH, Canvas, Scene
 from synthscape.domains.driving.schema import SCENARIOS
 
@@ -32,6 +36,24 @@ CAR_COLOURS = ((235, 235, 232), (20, 22, 26), (160, 163, 168), (95, 98, 104), (1
 CLOTHES = ((200, 40, 40), (30, 60, 160), (230, 230, 230), (30, 30, 30), (240, 190, 40), (60, 140, 70), (140, 90, 160))
 
 
+@dataclass
+class _Stage:
+    """What the placing stages share: the canvas and the drone's view, the shadow mask and the sun,
+    and the painters they queue (``add``), painted far to near once everything is placed."""
+
+    canvas: Canvas
+    view: View
+    shadows: np.ndarray  # uint8 [H, W]: 1 in a low object's shadow, 2 in a tall one's (see aerial_camera)
+    sun: np.ndarray  # float64 [2]: the shadow's offset (x, y) in metres per metre of height
+    things: list = field(default_factory=list)  # (metres from the drone, painter)
+
+    def add(self, pos, top: float, draw, *args, shadow: bool = True) -> None:
+        """Queue ``draw(canvas, view, shadows, sun, *args)`` (``draw(canvas, view, *args)`` for a
+        thing without a shadow), ranked by the metres from the drone to ``pos`` (x, y) at height ``top``."""
+        lead = (self.canvas, self.view, self.shadows, self.sun) if shadow else (self.canvas, self.view)
+        self.things.append((self.view.distance([pos[0], pos[1], top]), lambda: draw(*lead, *args)))
+
+
 def render_aerial(size: int | tuple[int, int], scenario: str, rng: np.random.Generator) -> Scene:
     """One clear-day drone scene of ``size`` (int: square; tuple: (height, width)) showing ``scenario``."""
     if scenario not in SCENARIOS:
@@ -41,114 +63,31 @@ def render_aerial(size: int | tuple[int, int], scenario: str, rng: np.random.Gen
         raise ValueError(f"aerial scenes need at least 8x8 pixels, got {height}x{width}")
     topdown = rng.random() < 0.6
     view = View(height, width, rng.uniform(40, 120), 0.0 if topdown else rng.uniform(30, 50), rng.uniform(50, 75))
-    canvas = Canvas(height, width)
-    shadows = np.zeros((height, width), np.uint8)
     az, elev = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 65))
     sun = np.array([math.cos(az), math.sin(az)]) / math.tan(elev)  # shadow offset per metre of height
+    st = _Stage(Canvas(height, width), view, np.zeros((height, width), np.uint8), sun)
 
     focus = view.unproject(view.cx, view.cy if topdown else 0.62 * (height - 1))
     span = width * view.distance([*focus, 0.0]) / view.f  # metres across the image at the focus
-    roads, site, junctions = _roads(view, rng, focus, span)
-    r1 = roads[0]
+    roads, site, junctions = lay_out_roads(view, rng, focus, span)
     zebra = scenario == "pedestrian_crossing"
-    _ground(canvas, view, rng, roads, junctions, site if zebra else None)
+    _ground(st.canvas, view, rng, roads, site if zebra else None)
 
-    things: list[tuple[float, object]] = []  # (metres to the drone, painter) drawn far to near
-    site_pts = _scenario(view, rng, scenario, r1, site, things, shadows, sun, canvas)
-    _traffic(view, rng, roads, junctions, site, things, shadows, sun, canvas)
-    _people(view, rng, roads, things, shadows, sun, canvas)
-    _buildings_trees(view, rng, roads, site_pts, things, shadows, sun, canvas)
-    things.sort(key=lambda t: -t[0])
-    for _, draw in things:
+    site_pts = _scenario(st, rng, scenario, roads[0], site)
+    _traffic(st, rng, roads, junctions, site)
+    _people(st, rng, roads)
+    _buildings_trees(st, rng, roads, site_pts)
+    st.things.sort(key=lambda t: -t[0])
+    for _, draw in st.things:
         draw()
 
-    _shade(canvas, view, shadows)
-    return canvas.scene("aerial")
+    _shade(st.canvas, view, st.shadows)
+    return st.canvas.scene("aerial")
 
 
-class Road:
-    """A straight road: centre p + s d for s0 <= s <= s1, ``lanes`` each way, sidewalks ``walk`` wide."""
-
-    def __init__(self, p, d, s0, s1, lanes, lane_w, walk, yellow):
-        self.p, self.d = np.asarray(p, float), np.asarray(d, float)
-        self.n = np.array([-self.d[1], self.d[0]])  # left of d
-        self.s0, self.s1, self.lanes, self.lane_w, self.walk, self.yellow = s0, s1, lanes, lane_w, walk, yellow
-        self.half = lanes * lane_w
-        self.vis = (s0, s1)
-        self.skip: list[tuple[float, float]] = []  # s intervals without lane markings (junctions, zebra)
-
-    def at(self, s, off=0.0):
-        s, off = np.asarray(s, float), np.asarray(off, float)
-        return self.p + s[..., None] * self.d + off[..., None] * self.n
-
-    def rect(self, sa, sb, oa, ob, z=0.0):
-        pts = np.stack([self.at(sa, oa), self.at(sb, oa), self.at(sb, ob), self.at(sa, ob)], -2)
-        return np.concatenate([pts, np.full(pts.shape[:-1] + (1,), z)], -1)
-
-    def distance(self, pts):
-        rel = np.asarray(pts, float) - self.p
-        s = np.clip(rel @ self.d, self.s0, self.s1)
-        diff = rel - s[..., None] * self.d
-        return np.hypot(diff[..., 0], diff[..., 1])
-
-
-def _visible(view: View, road: Road) -> None:
-    """Clip the road to what the camera can project (in front, nearer than FAR) and find its in-image span."""
-    s = np.linspace(road.s0, road.s1, 257)
-    uv, z = view.project(np.concatenate([road.at(s), np.zeros((len(s), 1))], -1))
-    ok = (z > 20) & (np.hypot(*road.at(s).T) < FAR * 0.95)
-    if not ok.any():
-        road.s0 = road.s1 = 0.0
-        road.vis = (0.0, 0.0)
-        return
-    road.s0, road.s1 = float(s[ok].min()), float(s[ok].max())
-    inside = ok & (uv[:, 0] > -0.5 * view.w) & (uv[:, 0] < 1.5 * view.w) & (uv[:, 1] > -0.5 * view.h) \
-        & (uv[:, 1] < 1.5 * view.h)
-    road.vis = (float(s[inside].min()), float(s[inside].max())) if inside.any() else (0.0, 0.0)
-
-
-def _roads(view: View, rng, focus, span):
-    """One road, a crossing or a T junction at random angles; the scenario site on the first road."""
-    def make(p, angle, s0, s1):
-        lanes = int(rng.choice([1, 1, 2]))
-        return Road(p, (math.cos(angle), math.sin(angle)), s0, s1, lanes, rng.uniform(3.1, 3.7),
-                    rng.uniform(2.0, 4.0), bool(rng.random() < 0.5))
-
-    a1 = rng.uniform(0, math.pi)
-    n1 = np.array([-math.sin(a1), math.cos(a1)])
-    far = 1.2 * FAR
-    r1 = make(np.asarray(focus) + n1 * rng.uniform(-0.1, 0.1) * span, a1, -far, far)
-    site = float(rng.uniform(-0.1, 0.1) * span)
-    roads, junctions = [r1], []
-    layout = rng.choice(["single", "cross", "tee"], p=[0.25, 0.4, 0.35])
-    if layout != "single":
-        a2 = a1 + rng.choice([-1, 1]) * rng.uniform(math.radians(60), math.radians(120))
-        sin = abs(math.sin(a2 - a1))
-        lanes2 = int(rng.choice([1, 2]))
-        clear = (lanes2 * 3.7 + 4.0) / sin + 8.0
-        sj = site + rng.choice([-1, 1]) * (clear + rng.uniform(0, 0.3) * span)
-        r2 = make(r1.at(sj), a2, 0.0 if layout == "tee" else -far, far)
-        r2.lanes = lanes2
-        r2.half = lanes2 * r2.lane_w
-        roads.append(r2)
-        junctions.append((0, sj, (r2.half + r2.walk) / sin + 0.5))
-        junctions.append((1, 0.0, (r1.half + r1.walk) / sin + 0.5))
-        r1.skip.append((sj - r2.half / sin - 0.5, sj + r2.half / sin + 0.5))
-        r2.skip.append((-r1.half / sin - 0.5, r1.half / sin + 0.5))
-    for road in roads:
-        _visible(view, road)
-    return roads, site, junctions
-
-
-def _spans(lo, hi, skip):
-    out = [(lo, hi)]
-    for a, b in skip:
-        out = [piece for x, y in out for piece in ((x, min(y, a)), (max(x, b), y)) if piece[1] > piece[0]]
-    return out
-
-
-def _ground(canvas: Canvas, view: View, rng, roads, junctions, zebra_at) -> None:
-    """Terrain, sidewalks, road surfaces and markings (and the zebra) composed in one tone map."""
+def _ground(canvas: Canvas, view: View, rng, roads: list[Road], zebra_at: float | None) -> None:
+    """Terrain, sidewalks, road surfaces and markings (and the zebra ``zebra_at`` metres along the
+    first road) composed in one tone map, then coloured and textured: picture, semantic map, depth."""
     h, w = view.h, view.w
     tone = np.full((h, w), TERRAIN, np.uint8)
     for _ in range(int(rng.integers(0, 3))):  # dry patches / bare earth
@@ -159,39 +98,63 @@ def _ground(canvas: Canvas, view: View, rng, roads, junctions, zebra_at) -> None
             blob = np.stack([centre[0] + rad * np.cos(ang), centre[1] + rad * np.sin(ang), np.zeros(7)], -1)
             cv2.fillPoly(tone, [np.rint(view.project(blob)[0]).astype(np.int32)], DIRT)
     live = [r for r in roads if r.s1 > r.s0]
-
-    def fill(rects, value, each=True):  # one fillPoly per polygon: overlaps of one call would cancel out
-        if len(rects):
-            uv = list(np.rint(view.project(np.asarray(rects))[0]).astype(np.int32))
-            for chunk in ([[p] for p in uv] if each else [uv]):
-                cv2.fillPoly(tone, chunk, value)
-
-    fill([r.rect(r.s0, r.s1, -r.half - r.walk, r.half + r.walk) for r in live], WALK)
-    fill([r.rect(r.s0, r.s1, -r.half, r.half) for r in live], ROAD)
+    _fill(tone, view, [r.rect(r.s0, r.s1, -r.half - r.walk, r.half + r.walk) for r in live], WALK)
+    _fill(tone, view, [r.rect(r.s0, r.s1, -r.half, r.half) for r in live], ROAD)
     white, yellow = [], []
     for r in live:
-        lo, hi = r.vis
         if zebra_at is not None and r is roads[0]:
-            r.skip.append((zebra_at - 3.0, zebra_at + 3.0))
-            offs = np.arange(-r.half + 0.45, r.half - 0.2, 1.0)
-            white += list(r.rect(np.full(len(offs), zebra_at - 1.6), np.full(len(offs), zebra_at + 1.6), offs,
-                                 offs + 0.5))
-            white += list(r.rect(np.array([zebra_at - 2.6, zebra_at + 2.2]), np.array([zebra_at - 2.2, zebra_at + 2.6]),
-                                 np.array([-r.half + 0.3, 0.0]), np.array([0.0, r.half - 0.3])))  # stop lines
-        spans = _spans(lo, hi, r.skip)
-        for a, b in spans:
-            white.append(r.rect(a, b, r.half - 0.45, r.half - 0.3))
-            white.append(r.rect(a, b, -r.half + 0.3, -r.half + 0.45))
-            if r.yellow:
-                yellow += [r.rect(a, b, -0.2, -0.08), r.rect(a, b, 0.08, 0.2)]
-            offs = [0.0] * (not r.yellow) + [k * r.lane_w * sgn for k in range(1, r.lanes) for sgn in (-1, 1)]
-            starts = np.arange(a + 1.0, b - 3.0, 9.0)
-            if len(starts) and offs:
-                ss = np.repeat(starts, len(offs))
-                oo = np.tile(np.asarray(offs), len(starts))
-                white += list(r.rect(ss, ss + 3.0, oo - 0.07, oo + 0.07))
-    fill(white, WHITE, False)
-    fill(yellow, YELLOW, False)
+            white += _zebra(r, zebra_at)
+        r_white, r_yellow = _markings(r)
+        white += r_white
+        yellow += r_yellow
+    _fill(tone, view, white, WHITE, False)
+    _fill(tone, view, yellow, YELLOW, False)
+    _colour_ground(canvas, view, rng, tone)
+
+
+def _fill(tone: np.ndarray, view: View, rects, value: int, each: bool = True) -> None:
+    """Set ``tone`` to ``value`` inside the projected world polygons ``rects`` ([k, 3] each): one
+    fillPoly per polygon where they overlap (overlaps within one call would cancel out)."""
+    if len(rects):
+        uv = list(np.rint(view.project(np.asarray(rects))[0]).astype(np.int32))
+        for chunk in ([[p] for p in uv] if each else [uv]):
+            cv2.fillPoly(tone, chunk, value)
+
+
+def _zebra(r: Road, zebra_at: float) -> list:
+    """The zebra's stripes and stop lines on ``r`` around ``zebra_at`` metres along it (world
+    rectangles); its lane markings pause there."""
+    r.skip.append((zebra_at - 3.0, zebra_at + 3.0))
+    offs = np.arange(-r.half + 0.45, r.half - 0.2, 1.0)
+    white = list(r.rect(np.full(len(offs), zebra_at - 1.6), np.full(len(offs), zebra_at + 1.6), offs, offs + 0.5))
+    white += list(r.rect(np.array([zebra_at - 2.6, zebra_at + 2.2]), np.array([zebra_at - 2.2, zebra_at + 2.6]),
+                         np.array([-r.half + 0.3, 0.0]), np.array([0.0, r.half - 0.3])))  # stop lines
+    return white
+
+
+def _markings(r: Road) -> tuple[list, list]:
+    """White and yellow lane markings (world rectangles) along the visible part of ``r``, except
+    where they pause: edge lines, the centre line (yellow double or white dashed), lane dashes."""
+    white, yellow = [], []
+    lo, hi = r.vis
+    for a, b in r.spans(lo, hi):
+        white.append(r.rect(a, b, r.half - 0.45, r.half - 0.3))
+        white.append(r.rect(a, b, -r.half + 0.3, -r.half + 0.45))
+        if r.yellow:
+            yellow += [r.rect(a, b, -0.2, -0.08), r.rect(a, b, 0.08, 0.2)]
+        offs = [0.0] * (not r.yellow) + [k * r.lane_w * sgn for k in range(1, r.lanes) for sgn in (-1, 1)]
+        starts = np.arange(a + 1.0, b - 3.0, 9.0)
+        if len(starts) and offs:
+            ss = np.repeat(starts, len(offs))
+            oo = np.tile(np.asarray(offs), len(starts))
+            white += list(r.rect(ss, ss + 3.0, oo - 0.07, oo + 0.07))
+    return white, yellow
+
+
+def _colour_ground(canvas: Canvas, view: View, rng, tone: np.ndarray) -> None:
+    """Paint the tone map: its colours (varied per scene) with low-frequency and fine texture, the
+    sky as a haze gradient; the semantic map and the depth (ground along each ray, SKY_DEPTH)."""
+    h, w = view.h, view.w
     sky = view.sky
     tone[sky] = SKY
     base = np.array([c for _, c in TONES], np.float32)
@@ -210,60 +173,57 @@ def _ground(canvas: Canvas, view: View, rng, roads, junctions, zebra_at) -> None
     canvas.depth[:] = np.where(sky, SKY_DEPTH, view.ground)
 
 
-def _vehicle(rng, road: Road, s, off, heading, kind=None):
+def _vehicle(rng, road: Road, s, off, heading, kind=None) -> Vehicle:
+    """A car (or one in eight a truck, unless ``kind`` says) at ``s`` metres along ``road``, ``off``
+    metres left of its centre, facing ``heading`` radians."""
     kind = kind or ("truck" if rng.random() < 0.12 else "car")
     x, y = road.at(s, off)
-    v = dict(x=float(x), y=float(y), heading=heading, kind=kind, colour=CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))])
+    colour = CAR_COLOURS[int(rng.integers(len(CAR_COLOURS)))]
     if kind == "car":
-        v.update(length=rng.uniform(4.2, 4.9), width=rng.uniform(1.75, 1.95))
-    else:
-        v.update(length=rng.uniform(7.0, 12.0), width=rng.uniform(2.4, 2.55),
-                 cargo=tuple(int(c) for c in rng.integers(150, 245, 3)))
-    return v
+        return Vehicle(float(x), float(y), heading, kind, colour, length=rng.uniform(4.2, 4.9),
+                       width=rng.uniform(1.75, 1.95))
+    return Vehicle(float(x), float(y), heading, kind, colour, length=rng.uniform(7.0, 12.0),
+                   width=rng.uniform(2.4, 2.55), cargo=tuple(int(c) for c in rng.integers(150, 245, 3)))
 
 
-def _add(things, view, pos, top, draw):
-    things.append((view.distance([pos[0], pos[1], top]), draw))
-
-
-def _scenario(view, rng, scenario, r1: Road, site, things, shadows, sun, canvas):
-    """The scenario's object(s) on the first road at the site; returns their pixel positions."""
+def _scenario(st: _Stage, rng, scenario: str, r1: Road, site: float) -> np.ndarray:
+    """The scenario's object(s) on the first road at the site; returns their pixel positions [n, 2]."""
     heading = math.atan2(r1.d[1], r1.d[0])
     pts = []
     if scenario == "stalled_vehicle":
         lane = (int(rng.integers(r1.lanes)) + 0.5) * r1.lane_w * rng.choice([-1, 1])
         turn = rng.choice([-1, 1]) * math.radians(rng.uniform(20, 70))
         v = _vehicle(rng, r1, site, lane, heading + turn + math.pi * (lane > 0), "car")
-        v["hazard"] = True
-        _add(things, view, (v["x"], v["y"]), 1.5, lambda: draw_vehicle(canvas, view, shadows, sun, v))
-        pts.append((v["x"], v["y"]))
+        v.hazard = True
+        st.add((v.x, v.y), 1.5, draw_vehicle, v)
+        pts.append((v.x, v.y))
     elif scenario == "pedestrian_crossing":
         for off in rng.uniform(-r1.half + 0.6, r1.half - 0.6, int(rng.integers(2, 5))):
             x, y = r1.at(site + rng.uniform(-1.0, 1.0), off)
-            p = dict(x=float(x), y=float(y), heading=heading + math.pi / 2 * rng.choice([-1, 1]),
-                     colour=CLOTHES[int(rng.integers(len(CLOTHES)))], head=(40, 30, 25))
-            _add(things, view, (x, y), 1.7, lambda p=p: draw_person(canvas, view, shadows, sun, p))
+            p = Person(x=float(x), y=float(y), heading=heading + math.pi / 2 * rng.choice([-1, 1]),
+                       colour=CLOTHES[int(rng.integers(len(CLOTHES)))], head=(40, 30, 25))
+            st.add((x, y), 1.7, draw_person, p)
             pts.append((x, y))
     elif scenario == "debris":
         for _ in range(int(rng.integers(2, 7))):
             x, y = r1.at(site + rng.uniform(-6, 6), rng.uniform(-r1.half + 0.5, r1.half - 0.5))
-            d = dict(x=float(x), y=float(y), radius=rng.uniform(0.3, 0.8), angles=rng.uniform(0, 2 * math.pi, 6),
-                     radii=rng.uniform(0.55, 1.0, 6), colour=tuple(int(c) for c in
-                                                                   rng.choice([(120, 90, 60), (40, 40, 42),
-                                                                               (150, 150, 140), (60, 80, 150)])))
-            _add(things, view, (x, y), 0.2, lambda d=d: draw_debris(canvas, view, d))
+            d = Debris(x=float(x), y=float(y), radius=rng.uniform(0.3, 0.8), angles=rng.uniform(0, 2 * math.pi, 6),
+                       radii=rng.uniform(0.55, 1.0, 6),
+                       colour=tuple(int(c) for c in rng.choice([(120, 90, 60), (40, 40, 42), (150, 150, 140),
+                                                                (60, 80, 150)])))
+            st.add((x, y), 0.2, draw_debris, d, shadow=False)
             pts.append((x, y))
     elif scenario == "cyclist":
         side = rng.choice([-1, 1])
         x, y = r1.at(site, -side * (r1.half - 0.9))
-        p = dict(x=float(x), y=float(y), heading=heading + (math.pi if side < 0 else 0.0),
-                 colour=CLOTHES[int(rng.integers(len(CLOTHES)))], head=(245, 245, 245))
-        _add(things, view, (x, y), 1.7, lambda: draw_person(canvas, view, shadows, sun, p, "cyclist"))
+        p = Person(x=float(x), y=float(y), heading=heading + (math.pi if side < 0 else 0.0),
+                   colour=CLOTHES[int(rng.integers(len(CLOTHES)))], head=(245, 245, 245))
+        st.add((x, y), 1.7, draw_person, p, "cyclist")
         pts.append((x, y))
-    return np.array([view.project(np.array([[x, y, 1.0]]))[0][0] for x, y in pts]).reshape(-1, 2)
+    return np.array([st.view.project(np.array([[x, y, 1.0]]))[0][0] for x, y in pts]).reshape(-1, 2)
 
 
-def _traffic(view, rng, roads, junctions, site, things, shadows, sun, canvas):
+def _traffic(st: _Stage, rng, roads: list[Road], junctions: list[Junction], site: float) -> None:
     """Cars and trucks in every lane, spaced out, clear of junctions and of the scenario site (at most 14)."""
     found = []
     for k, road in enumerate(roads):
@@ -283,22 +243,24 @@ def _traffic(view, rng, roads, junctions, site, things, shadows, sun, canvas):
                                           heading + (sgn > 0) * math.pi))
     for i in (rng.permutation(len(found))[:14] if found else []):
         v = found[i]
-        _add(things, view, (v["x"], v["y"]), 1.5, lambda v=v: draw_vehicle(canvas, view, shadows, sun, v))
+        st.add((v.x, v.y), 1.5, draw_vehicle, v)
 
 
-def _people(view, rng, roads, things, shadows, sun, canvas):
+def _people(st: _Stage, rng, roads: list[Road]) -> None:
     """People walking on the sidewalks."""
     live = [r for r in roads if r.vis[1] > r.vis[0]]
     for _ in range(int(rng.integers(3, 8)) if live else 0):
         r = live[int(rng.integers(len(live)))]
         side = rng.choice([-1, 1])
         x, y = r.at(rng.uniform(*r.vis), side * (r.half + r.walk * rng.uniform(0.25, 0.75)))
-        p = dict(x=float(x), y=float(y), heading=math.atan2(r.d[1], r.d[0]) + math.pi * (rng.random() < 0.5),
-                 colour=CLOTHES[int(rng.integers(len(CLOTHES)))], head=(40, 30, 25))
-        _add(things, view, (x, y), 1.7, lambda p=p: draw_person(canvas, view, shadows, sun, p))
+        p = Person(x=float(x), y=float(y), heading=math.atan2(r.d[1], r.d[0]) + math.pi * (rng.random() < 0.5),
+                   colour=CLOTHES[int(rng.integers(len(CLOTHES)))], head=(40, 30, 25))
+        st.add((x, y), 1.7, draw_person, p)
 
 
 def _clear_of_site(site_pts, hull=None, circle=None) -> bool:
+    """Whether the pixel outline ``hull`` (or the pixel disc ``circle``: (centre, radius)) keeps
+    3 pixels away from every scenario object."""
     if not len(site_pts):
         return True
     if hull is not None:
@@ -307,17 +269,29 @@ def _clear_of_site(site_pts, hull=None, circle=None) -> bool:
     return bool((np.hypot(site_pts[:, 0] - cu, site_pts[:, 1] - cv_) > r + 3).all())
 
 
-def _buildings_trees(view, rng, roads, site_pts, things, shadows, sun, canvas):
+def _road_dist(live: list[Road], pts) -> np.ndarray:
+    """Metres from ground points [n, 2] to the nearest sidewalk's outer edge (negative: on a road or sidewalk)."""
+    return np.min([r.distance(pts) - r.half - r.walk for r in live], axis=0) if live else np.full(len(pts), 1e9)
+
+
+def _near_angle(live: list[Road], x: float, y: float) -> float:
+    """Direction (radians) of the road nearest the ground point (x, y); 0 without roads."""
+    r = min(live, key=lambda r: float(r.distance(np.array([[x, y]]))[0])) if live else None
+    return math.atan2(r.d[1], r.d[0]) if r is not None else 0.0
+
+
+def _buildings_trees(st: _Stage, rng, roads: list[Road], site_pts: np.ndarray) -> None:
     """Buildings and trees beside the roads (never on them, never hiding the scenario), street lamps."""
     live = [r for r in roads if r.s1 > r.s0]
+    taken = _buildings(st, rng, live, site_pts)
+    spots = _street_trees_lamps(st, rng, live)
+    _trees(st, rng, live, site_pts, spots, taken)
 
-    def road_dist(pts):
-        return np.min([r.distance(pts) - r.half - r.walk for r in live], axis=0) if live else np.full(len(pts), 1e9)
 
-    def near_angle(x, y):
-        r = min(live, key=lambda r: float(r.distance(np.array([[x, y]]))[0])) if live else None
-        return math.atan2(r.d[1], r.d[0]) if r is not None else 0.0
-
+def _buildings(st: _Stage, rng, live: list[Road], site_pts: np.ndarray) -> list[tuple[float, float, float]]:
+    """Up to seven buildings at random places in the image, aligned with the nearest road, clear of
+    the roads, of each other and of the scenario; returns their (x, y, radius) in metres."""
+    view = st.view
     taken: list[tuple[float, float, float]] = []
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, 5), np.linspace(-1, 1, 5)), -1).reshape(-1, 2)
     cand = view.unproject(rng.uniform(-0.1, 1.1, 24) * view.w, rng.uniform(-0.1, 1.1, 24) * view.h)
@@ -325,24 +299,30 @@ def _buildings_trees(view, rng, roads, site_pts, things, shadows, sun, canvas):
     for (x, y) in cand:
         if not np.isfinite(x) or math.hypot(x, y) > 0.5 * FAR or len(taken) >= 7:
             continue
-        ang = near_angle(x, y)
-        b = dict(x=float(x), y=float(y), angle=ang, a=rng.uniform(5, 16), b=rng.uniform(5, 14),
-                 height=rng.uniform(4, max_h), px=rng.uniform(-0.5, 0.5), py=rng.uniform(-0.5, 0.5),
-                 roof=tuple(int(c) for c in rng.integers(90, 200) + rng.integers(-12, 12, 3)),
-                 wall=tuple(int(c) for c in rng.integers(120, 215, 3)), glass=(70, 90, 110))
-        local = grid * (b["a"], b["b"])
+        ang = _near_angle(live, x, y)
+        b = Building(x=float(x), y=float(y), angle=ang, half_length=rng.uniform(5, 16), half_width=rng.uniform(5, 14),
+                     height=rng.uniform(4, max_h), px=rng.uniform(-0.5, 0.5), py=rng.uniform(-0.5, 0.5),
+                     roof=tuple(int(c) for c in rng.integers(90, 200) + rng.integers(-12, 12, 3)),
+                     wall=tuple(int(c) for c in rng.integers(120, 215, 3)), glass=(70, 90, 110))
+        local = grid * (b.half_length, b.half_width)
         e, n = np.array([math.cos(ang), math.sin(ang)]), np.array([-math.sin(ang), math.cos(ang)])
         pts = (x, y) + local[:, :1] * e + local[:, 1:] * n
-        if road_dist(pts).min() < 1.5 or any(math.hypot(x - tx, y - ty) < tr + math.hypot(b["a"], b["b"]) * 0.8
-                                             for tx, ty, tr in taken):
+        reach = math.hypot(b.half_length, b.half_width)
+        if _road_dist(live, pts).min() < 1.5 or any(math.hypot(x - tx, y - ty) < tr + reach * 0.8
+                                                    for tx, ty, tr in taken):
             continue
         if not _clear_of_site(site_pts, hull=building_hull(view, b)):
             continue
-        taken.append((x, y, math.hypot(b["a"], b["b"])))
-        vals = rng.random(64)
-        _add(things, view, (x, y), b["height"], lambda b=b, vals=vals: draw_building(canvas, view, shadows, sun, b, vals))
+        taken.append((x, y, reach))
+        st.add((x, y), b.height, draw_building, b, rng.random(64))
+    return taken
+
+
+def _street_trees_lamps(st: _Stage, rng, live: list[Road]) -> list[tuple[float, float, float]]:
+    """Street lamps along the sidewalks (queued), and the spots of street trees beside them,
+    returned as (x, y, 0.0) (0.0: planted, not loose)."""
     trees = []
-    for r in live:  # street trees and lamps along the sidewalks
+    for r in live:
         lo, hi = r.vis
         for side in (-1, 1):
             if rng.random() < 0.5:
@@ -352,25 +332,31 @@ def _buildings_trees(view, rng, roads, site_pts, things, shadows, sun, canvas):
                 for s in np.arange(lo + rng.uniform(0, 25), hi, rng.uniform(25, 35))[:3]:
                     x, y = r.at(s, side * (r.half + r.walk - 0.4))
                     ax, ay = -side * 1.5 * r.n
-                    if road_dist(np.array([[x, y]]))[0] > -r.walk - 0.1:
-                        lamp = dict(x=float(x), y=float(y), ax=float(ax), ay=float(ay))
-                        _add(things, view, (x, y), 8.0, lambda lp=lamp: draw_lamp(canvas, view, shadows, sun, lp))
+                    if _road_dist(live, np.array([[x, y]]))[0] > -r.walk - 0.1:
+                        st.add((x, y), 8.0, draw_lamp, Lamp(x=float(x), y=float(y), ax=float(ax), ay=float(ay)))
+    return trees
+
+
+def _trees(st: _Stage, rng, live: list[Road], site_pts: np.ndarray, spots: list, taken: list) -> None:
+    """Trees at the street ``spots`` and at a few random places (loose), at most 16 tried: never on
+    a road, in a building or hiding the scenario; loose ones also keep clear of each other."""
+    view = st.view
     rand = view.unproject(rng.uniform(-0.1, 1.1, 8) * view.w, rng.uniform(-0.1, 1.1, 8) * view.h)
-    trees += [(x, y, 1.0) for x, y in rand if np.isfinite(x) and math.hypot(x, y) < 0.5 * FAR]
-    for x, y, loose in trees[:16]:
-        t = dict(x=float(x), y=float(y), radius=rng.uniform(2.0, 4.5), height=rng.uniform(6, min(16, 0.4 * view.alt)),
+    spots = spots + [(x, y, 1.0) for x, y in rand if np.isfinite(x) and math.hypot(x, y) < 0.5 * FAR]
+    for x, y, loose in spots[:16]:
+        t = Tree(x=float(x), y=float(y), radius=rng.uniform(2.0, 4.5), height=rng.uniform(6, min(16, 0.4 * view.alt)),
                  colour=tuple(int(c) for c in (rng.integers(35, 70), rng.integers(80, 120), rng.integers(30, 55))),
                  blobs=rng.uniform(-1, 1, (3, 2)))
-        if road_dist(np.array([[x, y]]))[0] < (t["radius"] * 0.5 if loose else 0.3):  # never on a road
+        if _road_dist(live, np.array([[x, y]]))[0] < (t.radius * 0.5 if loose else 0.3):  # never on a road
             continue
-        if any(math.hypot(x - tx, y - ty) < tr + t["radius"] for tx, ty, tr in taken):
+        if any(math.hypot(x - tx, y - ty) < tr + t.radius for tx, ty, tr in taken):
             continue
         uv, rad, _ = tree_circle(view, t)
         if not _clear_of_site(site_pts, circle=(uv, rad * 1.3)):
             continue
         if loose:
-            taken.append((x, y, t["radius"]))
-        _add(things, view, (x, y), t["height"], lambda t=t: draw_tree(canvas, view, shadows, sun, t))
+            taken.append((x, y, t.radius))
+        st.add((x, y), t.height, draw_tree, t)
 
 
 def _shade(canvas: Canvas, view: View, shadows: np.ndarray) -> None:

@@ -1,7 +1,8 @@
 """The dashcam renderer: a street seen from a car, clear daylight, labelled per pixel.
 
 A pinhole camera ~1.3 m above a flat ground plane looks down the road (horizon at 40-50 % of the
-height, 70-90 degrees wide). The background is computed in one vectorised pass: sky gradient,
+height, 70-90 degrees wide); the street's cross-section and buildings are laid out first
+(``dashcam_street``). The background is computed in one vectorised pass: sky gradient,
 then per ground pixel its lateral offset and distance -> terrain, sidewalk, kerb, road, lane
 markings (dashed by distance), zebra crossing; buildings along both sides are boxes whose two
 visible faces (towards the road and towards the camera) get per-pixel depth and a window pattern.
@@ -18,8 +19,9 @@ import math
 import cv2
 import numpy as np
 
-from synthscape.domains.driving.dashcam_objects import (Camera, Sprite, cyclist, debris, pedestrian, street_lamp,
-                                                        traffic_light, tree, vehicle)
+from synthscape.domains.driving.dashcam_objects import (Camera, cyclist, debris, pedestrian, street_lamp,
+                                                        traffic_light, traffic_sign, tree, vehicle)
+from synthscape.domains.driving.dashcam_street import Street, layout
 from synthscape.domains.driving.scene import SEMANTIC_ID, SKY_DEPTH, Canvas, Scene
 from synthscape.domains.driving.schema import SCENARIOS
 
@@ -37,13 +39,13 @@ def render_dashcam(size: int | tuple[int, int], scenario: str, rng: np.random.Ge
     fov = math.radians(rng.uniform(70, 90))
     cam = Camera(h, w, h * rng.uniform(0.4, 0.5), (w / 2) / math.tan(fov / 2), rng.uniform(1.2, 1.45))
     canvas = Canvas(h, w)
-    street = _layout(rng, scenario, min(22.0, max(cam.f * 1.7 / 7, 5.5)))
+    street = layout(rng, scenario, min(22.0, max(cam.f * 1.7 / 7, 5.5)))
     lights: list = []
     _sky(canvas, cam, rng)
     _ground(canvas, cam, street, rng)
     _skyline(canvas, cam, street, rng)
     for side in (-1, 1):
-        for block in street["blocks"][side]:
+        for block in street.blocks[side]:
             _building(canvas, cam, side, *block, lights=lights, rng=rng)
     for _, draw in sorted(_items(cam, street, rng, scenario), key=lambda item: -item[0]):
         draw(canvas, lights)
@@ -54,48 +56,6 @@ def render_dashcam(size: int | tuple[int, int], scenario: str, rng: np.random.Ge
             canvas.light(x, y, r, colour, kind)
     _texture(canvas, rng)
     return canvas.scene("dashcam")
-
-
-def _layout(rng: np.random.Generator, scenario: str, zebra_far: float) -> dict:
-    """The street across x (metres, camera at 0): lanes, markings, kerbs, sidewalks, buildings."""
-    lanes = int(rng.integers(2, 5))
-    oncoming = int(rng.integers(1, lanes)) if lanes > 2 else 1
-    lane_w = rng.uniform(3.0, 3.7)
-    ego = int(rng.integers(oncoming, lanes))
-    park = [rng.uniform(2.0, 2.5) if rng.random() < 0.5 else 0.0 for _ in range(2)]
-    lane_left = -(ego - oncoming + 0.5) * lane_w - rng.uniform(-0.3, 0.3) - oncoming * lane_w  # x of lane 0's left
-    road = (lane_left - park[0], lane_left + lanes * lane_w + park[1])
-    kerb, walk = rng.uniform(0.15, 0.3), (rng.uniform(1.8, 4.5), rng.uniform(1.8, 4.5))
-    grass = (rng.uniform(0, 3.0) if rng.random() < 0.5 else 0.0, rng.uniform(0, 3.0) if rng.random() < 0.5 else 0.0)
-    mark_w = rng.uniform(0.1, 0.16)
-    yellow = rng.random() < 0.25
-    marks = [(lane_left, "solid", False), (lane_left + lanes * lane_w, "solid", False)]
-    for k in range(1, lanes):
-        kind = "double" if k == oncoming and lanes > 3 else "solid" if k == oncoming else "dashed"
-        marks.append((lane_left + k * lane_w, kind, yellow and k == oncoming))
-    left_edge = road[0] - kerb - walk[0] - grass[0]
-    right_edge = road[1] + kerb + walk[1] + grass[1]
-    blocks = {}
-    for side, edge in ((-1, left_edge), (1, right_edge)):
-        blocks[side] = []
-        if rng.random() < 0.85:  # built-up (else an open verge with trees)
-            z, end = rng.uniform(-20, 2), rng.uniform(60, 160)
-            while z < end:
-                length = rng.uniform(8, 30) * (1 + max(z, 0) / 50)
-                blocks[side].append((abs(edge) + rng.uniform(0.0, 2.5), z, z + length, rng.uniform(6, 28)))
-                z += length + (rng.uniform(2, 8) if rng.random() < 0.25 else 0.0)
-    colours = {"road": rng.uniform(75, 115) * np.array([1, 1, 1.04]) + rng.uniform(-6, 6, 3),
-               "walk": rng.uniform(140, 190) * np.array([1, 0.97, 0.92]) + rng.uniform(-8, 8, 3),
-               "grass": np.array([rng.uniform(60, 110), rng.uniform(110, 150), rng.uniform(40, 70)])}
-    return dict(lanes=lanes, oncoming=oncoming, lane_w=lane_w, ego=ego, lane_left=lane_left, road=road, park=park,
-                kerb=kerb, walk=walk, grass=grass, marks=marks, mark_w=mark_w, blocks=blocks, colours=colours,
-                dash=(rng.uniform(2, 4), rng.uniform(6, 12), rng.uniform(0, 12)),
-                zebra=(rng.uniform(4.5, zebra_far), rng.uniform(3, 4.5)) if scenario == "pedestrian_crossing" else None,
-                edges=(left_edge, right_edge))
-
-
-def _lane_x(street: dict, lane: int) -> float:
-    return street["lane_left"] + (lane + 0.5) * street["lane_w"]
 
 
 def _sky(canvas: Canvas, cam: Camera, rng: np.random.Generator) -> None:
@@ -117,7 +77,7 @@ def _sky(canvas: Canvas, cam: Camera, rng: np.random.Generator) -> None:
             patch[inside] = (patch[inside] * 0.35 + 165).astype(np.uint8)
 
 
-def _ground(canvas: Canvas, cam: Camera, street: dict, rng: np.random.Generator) -> None:
+def _ground(canvas: Canvas, cam: Camera, street: Street, rng: np.random.Generator) -> None:
     """Every ground pixel: distance along its ray, class and colour from its (x, z) on the plane."""
     g0 = max(int(math.floor(cam.hz + 0.5)), 0)  # first row whose centre lies below the horizon
     if g0 >= cam.h:
@@ -126,37 +86,37 @@ def _ground(canvas: Canvas, cam: Camera, street: dict, rng: np.random.Generator)
     z = np.minimum(cam.height / b, FAR)  # forward distance of each row
     x = cam.cols[None, :] * z[:, None]  # lateral offset of each pixel
     depth = np.minimum(z[:, None] * cam.ray[g0:], FAR)
-    left, right = street["edges"]
-    road0, road1 = street["road"]
-    k = street["kerb"]
-    hw = street["mark_w"] / 2
+    left, right = street.edges
+    road0, road1 = street.road
+    k = street.kerb
+    hw = street.mark_w / 2
     # segments left to right: terrain | sidewalk | kerb | road, markings | kerb | sidewalk | terrain
-    c = street["colours"]
-    segs = [(left + street["grass"][0], "sidewalk", c["walk"], 0), (road0 - k, "sidewalk", c["walk"] * 1.12, 0),
-            (road0, "road", c["road"], 0)]
-    for mx, kind, yellow in sorted(street["marks"]):
+    road_rgb, walk_rgb, grass_rgb = street.road_rgb, street.walk_rgb, street.grass_rgb
+    segs = [(left + street.grass[0], "sidewalk", walk_rgb, 0), (road0 - k, "sidewalk", walk_rgb * 1.12, 0),
+            (road0, "road", road_rgb, 0)]
+    for mx, kind, yellow in sorted(street.marks):
         colour = np.array([220, 180, 40.0]) if yellow else np.array([225, 225, 220.0])
         for cxm in (mx - 2.2 * hw, mx + 2.2 * hw) if kind == "double" else (mx,):
             cxm = min(max(cxm, road0 + hw + 0.05), road1 - hw - 0.05)
             if cxm - hw > segs[-1][0]:
-                segs += [(cxm - hw, "lane_marking", colour, int(kind == "dashed")), (cxm + hw, "road", c["road"], 0)]
-    segs += [(road1, "sidewalk", c["walk"] * 1.12, 0), (road1 + k, "sidewalk", c["walk"], 0),
-             (right - street["grass"][1], "terrain", c["grass"], 0)]
+                segs += [(cxm - hw, "lane_marking", colour, int(kind == "dashed")), (cxm + hw, "road", road_rgb, 0)]
+    segs += [(road1, "sidewalk", walk_rgb * 1.12, 0), (road1 + k, "sidewalk", walk_rgb, 0),
+             (right - street.grass[1], "terrain", grass_rgb, 0)]
     edges = [sg[0] for sg in segs]
     zone_sem = ["terrain"] + [sg[1] for sg in segs]
-    zone_rgb = [c["grass"]] + [sg[2] for sg in segs]
+    zone_rgb = [grass_rgb] + [sg[2] for sg in segs]
     zone_dash = [0] + [sg[3] for sg in segs]
     zone = np.searchsorted(np.asarray(edges, np.float32), x).astype(np.int32)
-    dash_len, period, phase = street["dash"]
+    dash_len, period, phase = street.dash
     gap_rows = ((z + phase) % period) >= dash_len  # rows where dashed lines pause
     is_dash = np.asarray(zone_dash, bool)[zone] & gap_rows[:, None]
     road_id = len(edges) + 1
     zone = np.where(is_dash, road_id, zone)
     sem = np.array([SEMANTIC_ID[s] for s in zone_sem] + [SEMANTIC_ID["road"]] * 2, np.uint8)
-    rgb = np.array(zone_rgb + [c["road"], c["road"]], np.float32)
+    rgb = np.array(zone_rgb + [road_rgb, road_rgb], np.float32)
     rgb = np.clip(rgb, 0, 255).astype(np.uint8)
-    if street["zebra"] is not None:  # white stripes across the road
-        z0, zl = street["zebra"]
+    if street.zebra is not None:  # white stripes across the road
+        z0, zl = street.zebra
         rows = (z >= z0) & (z < z0 + zl)
         stripe = ((x - road0) % 1.0 < 0.5) & (x > road0 + 0.3) & (x < road1 - 0.3) & rows[:, None]
         zone = np.where(stripe, road_id + 1, zone)
@@ -167,7 +127,7 @@ def _ground(canvas: Canvas, cam: Camera, street: dict, rng: np.random.Generator)
     canvas.depth[g0:] = depth
 
 
-def _skyline(canvas: Canvas, cam: Camera, street: dict, rng: np.random.Generator) -> None:
+def _skyline(canvas: Canvas, cam: Camera, street: Street, rng: np.random.Generator) -> None:
     """Far buildings/trees across the end of the street (one paint)."""
     if rng.random() < 0.3:
         return
@@ -242,97 +202,151 @@ def _building(canvas: Canvas, cam: Camera, side: int, setback: float, z0: float,
             lights.append((u, v, max(0.5, 0.3 * cam.f / zw), (255, 220, 160), "window", cam.distance(xs, zw, yw)))
 
 
-def _items(cam: Camera, street: dict, rng: np.random.Generator, scenario: str) -> list:
-    """(distance, draw) of every object and piece of street furniture; drawn far to near."""
-    items = []
+class _Items:
+    """The (distance, draw) pairs of a scene's objects and street furniture, in the order they are
+    placed (``render_dashcam`` paints them far to near; a stable sort keeps this order for ties)."""
 
-    def add(z, fn, *args, **kw):
-        if z > 1.5:
-            items.append((cam.distance(args[0], z), lambda canvas, lights: fn(canvas, cam, rng, args[0], z, *args[1:],
-                                                                              **kw)))
+    def __init__(self, cam: Camera, rng: np.random.Generator):
+        self.cam, self.rng = cam, rng
+        self.items: list = []
+        # The yaw (radians) the stalled vehicle is drawn with. Its draw used to read a variable that
+        # every car placed in a lane afterwards overwrote, so it is drawn with the last such car's
+        # yaw (its own only when no car follows); kept, so that renders stay bit for bit the same.
+        self.yaw = 0.0
 
-    def add_lit(z, fn, *args):
+    def add(self, z: float, fn, x: float, *args, **kw) -> None:
+        """Queue ``fn(canvas, cam, rng, x, z, *args, **kw)`` for a sprite at (x, z) metres, unless
+        it stands within 1.5 m of the camera."""
         if z > 1.5:
-            items.append((cam.distance(args[0], z), lambda canvas, lights: fn(canvas, cam, rng, args[0], z, *args[1:],
+            cam, rng = self.cam, self.rng
+            self.items.append((cam.distance(x, z), lambda canvas, lights: fn(canvas, cam, rng, x, z, *args, **kw)))
+
+    def add_lit(self, z: float, fn, x: float, *args) -> None:
+        """``add`` for a sprite with lamps: ``fn`` also gets the scene's list of lights."""
+        if z > 1.5:
+            cam, rng = self.cam, self.rng
+            self.items.append((cam.distance(x, z), lambda canvas, lights: fn(canvas, cam, rng, x, z, *args,
                                                                               lights=lights)))
 
-    def car(canvas, cam_, rng_, x, z, yaw, kind="car", hazard=False, lights=None):
-        vehicle(canvas, cam_, rng_, x, z, yaw, kind, hazard, lights)
+    def zmax(self, far: float, metres: float, pixels: float) -> float:
+        """Metres: ``far``, or nearer in small images, where an object ``metres`` tall would be
+        under ``pixels`` high (never nearer than 5 m), so that the scenario's object stays visible."""
+        return min(far, max(self.cam.f * metres / pixels, 5.0))
 
-    ego_x = _lane_x(street, street["ego"])
 
-    def zmax(far, metres, pixels):  # nearer in small images, so the scenario object stays visible
-        return min(far, max(cam.f * metres / pixels, 5.0))
+def _items(cam: Camera, street: Street, rng: np.random.Generator, scenario: str) -> list:
+    """(distance, draw) of every object and piece of street furniture; drawn far to near."""
+    items = _Items(cam, rng)
+    ego_x = street.lane_x(street.ego)
+    clear_until = _SCENARIO_ITEMS[scenario](items, street, ego_x) if scenario in _SCENARIO_ITEMS else 0.0
+    _traffic(items, street, clear_until)
+    _parked(items, street)
+    for side in (-1, 1):
+        _sidewalk(items, street, side)
+    return items.items
 
-    clear_until = 0.0  # the ego lane stays free of traffic up to here (scenario objects)
-    if scenario == "pedestrian_crossing":
-        z0, zl = street["zebra"]
-        zp = rng.uniform(z0 + 0.6, z0 + zl - 0.6)
-        add(zp, pedestrian, ego_x + rng.uniform(-1.0, 1.0), ("left", "right", "front")[rng.integers(3)])
-        for _ in range(int(rng.integers(0, 4))):
-            add(rng.uniform(z0 + 0.4, z0 + zl - 0.4), pedestrian, rng.uniform(*street["road"]),
-                ("left", "right")[rng.integers(2)])
-        clear_until = z0 + zl + 10
-    elif scenario == "stalled_vehicle":
-        zs = rng.uniform(9, max(zmax(35, 1.5, 6), 9.5))
-        yaw = rng.uniform(-0.45, 0.45) if rng.random() < 0.6 else 0.0
-        items.append((cam.distance(ego_x, zs), lambda canvas, lights: vehicle(
-            canvas, cam, rng, ego_x + rng.uniform(-0.5, 0.5), zs, yaw, "car", True, lights)))
-        clear_until = zs + 15
-    elif scenario == "debris":
-        for _ in range(int(rng.integers(2, 6))):
-            add(rng.uniform(min(6, zmax(30, 0.5, 3)) * 0.8, zmax(30, 0.5, 3)), debris, ego_x + rng.uniform(-1.4, 1.4))
-        clear_until = 45
-    elif scenario == "cyclist":
-        zc = rng.uniform(min(6, zmax(28, 1.7, 7)) * 0.8, zmax(28, 1.7, 7))
-        facing = "back" if rng.random() < 0.6 else ("left", "right")[rng.integers(2)]
-        add(zc, cyclist, ego_x + rng.uniform(-0.9, 0.9), facing)
-        clear_until = zc + 12
-    # traffic in the lanes: ahead (seen from behind) and oncoming (seen from the front)
-    for lane in range(street["lanes"]):
-        x = _lane_x(street, lane)
-        oncoming = lane < street["oncoming"]
-        z = rng.uniform(5, 25) if lane != street["ego"] else max(rng.uniform(10, 30), clear_until)
+
+def _crossing(items: _Items, street: Street, ego_x: float) -> float:
+    """Pedestrians on the zebra crossing, one of them in the ego lane; returns the metres up to
+    which the ego lane stays free of traffic."""
+    rng = items.rng
+    z0, zl = street.zebra
+    zp = rng.uniform(z0 + 0.6, z0 + zl - 0.6)
+    items.add(zp, pedestrian, ego_x + rng.uniform(-1.0, 1.0), ("left", "right", "front")[rng.integers(3)])
+    for _ in range(int(rng.integers(0, 4))):
+        items.add(rng.uniform(z0 + 0.4, z0 + zl - 0.4), pedestrian, rng.uniform(*street.road),
+                  ("left", "right")[rng.integers(2)])
+    return z0 + zl + 10
+
+
+def _stalled(items: _Items, street: Street, ego_x: float) -> float:
+    """A car with its hazard lights on, standing in the ego lane (see ``_Items.yaw`` for its yaw)."""
+    cam, rng = items.cam, items.rng
+    zs = rng.uniform(9, max(items.zmax(35, 1.5, 6), 9.5))
+    items.yaw = rng.uniform(-0.45, 0.45) if rng.random() < 0.6 else 0.0
+    items.items.append((cam.distance(ego_x, zs), lambda canvas, lights: vehicle(
+        canvas, cam, rng, ego_x + rng.uniform(-0.5, 0.5), zs, items.yaw, "car", True, lights)))
+    return zs + 15
+
+
+def _debris(items: _Items, street: Street, ego_x: float) -> float:
+    """Two to five pieces of debris lying in the ego lane."""
+    rng = items.rng
+    for _ in range(int(rng.integers(2, 6))):
+        items.add(rng.uniform(min(6, items.zmax(30, 0.5, 3)) * 0.8, items.zmax(30, 0.5, 3)), debris,
+                  ego_x + rng.uniform(-1.4, 1.4))
+    return 45
+
+
+def _cyclist(items: _Items, street: Street, ego_x: float) -> float:
+    """A cyclist in the ego lane, mostly riding ahead, else crossing."""
+    rng = items.rng
+    zc = rng.uniform(min(6, items.zmax(28, 1.7, 7)) * 0.8, items.zmax(28, 1.7, 7))
+    facing = "back" if rng.random() < 0.6 else ("left", "right")[rng.integers(2)]
+    items.add(zc, cyclist, ego_x + rng.uniform(-0.9, 0.9), facing)
+    return zc + 12
+
+
+_SCENARIO_ITEMS = {"pedestrian_crossing": _crossing, "stalled_vehicle": _stalled, "debris": _debris,
+                   "cyclist": _cyclist}  # scenario -> its objects ("normal": none)
+
+
+def _traffic(items: _Items, street: Street, clear_until: float) -> None:
+    """Cars and trucks in the lanes up to 110 m: ahead (seen from behind) and oncoming (seen from
+    the front); the ego lane's first one beyond ``clear_until`` metres."""
+    rng = items.rng
+    for lane in range(street.lanes):
+        x = street.lane_x(lane)
+        oncoming = lane < street.oncoming
+        z = rng.uniform(5, 25) if lane != street.ego else max(rng.uniform(10, 30), clear_until)
         while z < 110:
             if rng.random() < 0.55:
                 kind = "truck" if rng.random() < 0.15 else "car"
-                yaw = (math.pi if oncoming else 0.0) + rng.uniform(-0.04, 0.04)
-                add_lit(z, car, x + rng.uniform(-0.3, 0.3), yaw, kind)
+                items.yaw = (math.pi if oncoming else 0.0) + rng.uniform(-0.04, 0.04)
+                items.add_lit(z, vehicle, x + rng.uniform(-0.3, 0.3), items.yaw, kind)
             z += rng.uniform(12, 40)
-    # parked cars along the kerbs
-    for side, width in ((-1, street["park"][0]), (1, street["park"][1])):
+
+
+def _parked(items: _Items, street: Street) -> None:
+    """Cars parked along the kerbs that have a parking strip, up to 70 m."""
+    rng = items.rng
+    for side, width in ((-1, street.park[0]), (1, street.park[1])):
         if width == 0:
             continue
-        x = street["road"][0 if side < 0 else 1] - side * width / 2
+        x = street.road[0 if side < 0 else 1] - side * width / 2
         z = rng.uniform(3, 15)
         while z < 70:
             if rng.random() < 0.6:
-                add_lit(z, car, x, (math.pi if side < 0 and rng.random() < 0.5 else 0.0) + rng.uniform(-0.05, 0.05))
+                items.add_lit(z, vehicle, x, (math.pi if side < 0 and rng.random() < 0.5 else 0.0)
+                              + rng.uniform(-0.05, 0.05))
             z += rng.uniform(5.5, 12)
-    # pedestrians on the sidewalks, trees, street lamps, traffic lights and signs
-    for side in (-1, 1):
-        kerb_x = street["road"][0 if side < 0 else 1] + side * street["kerb"]
-        walk = street["walk"][0 if side < 0 else 1]
-        for _ in range(int(rng.integers(0, 5))):
-            add(rng.uniform(4, 60), pedestrian, kerb_x + side * rng.uniform(0.5, walk - 0.3))
-        tree_x = kerb_x + side * (walk + street["grass"][0 if side < 0 else 1] * 0.5
-                                  if not street["blocks"][side] else min(1.0, walk / 2))
-        if rng.random() < 0.6:
-            z, step = rng.uniform(4, 15), rng.uniform(9, 20)
-            while z < 70:
-                add(z, tree, tree_x + rng.uniform(-0.2, 0.2))
-                z += step * rng.uniform(0.8, 1.2)
-        if rng.random() < 0.7:
-            z, step = rng.uniform(3, 20), rng.uniform(22, 40)
-            while z < 100:
-                add_lit(z, street_lamp, kerb_x + side * 0.4, -side)
-                z += step
-        if rng.random() < 0.4:
-            add_lit(rng.uniform(12, 60), traffic_light, kerb_x + side * 0.5, -side * rng.uniform(2, 4)
-                    if rng.random() < 0.5 else 0.0)
-        for _ in range(int(rng.integers(0, 3))):
-            add(rng.uniform(6, 70), traffic_sign, kerb_x + side * 0.4)
-    return items
+
+
+def _sidewalk(items: _Items, street: Street, side: int) -> None:
+    """On the ``side`` (-1 left, +1 right) sidewalk: pedestrians, trees, street lamps, a traffic
+    light and signs."""
+    rng = items.rng
+    kerb_x = street.road[0 if side < 0 else 1] + side * street.kerb
+    walk = street.walk[0 if side < 0 else 1]
+    for _ in range(int(rng.integers(0, 5))):
+        items.add(rng.uniform(4, 60), pedestrian, kerb_x + side * rng.uniform(0.5, walk - 0.3))
+    tree_x = kerb_x + side * (walk + street.grass[0 if side < 0 else 1] * 0.5
+                              if not street.blocks[side] else min(1.0, walk / 2))
+    if rng.random() < 0.6:
+        z, step = rng.uniform(4, 15), rng.uniform(9, 20)
+        while z < 70:
+            items.add(z, tree, tree_x + rng.uniform(-0.2, 0.2))
+            z += step * rng.uniform(0.8, 1.2)
+    if rng.random() < 0.7:
+        z, step = rng.uniform(3, 20), rng.uniform(22, 40)
+        while z < 100:
+            items.add_lit(z, street_lamp, kerb_x + side * 0.4, -side)
+            z += step
+    if rng.random() < 0.4:
+        items.add_lit(rng.uniform(12, 60), traffic_light, kerb_x + side * 0.5, -side * rng.uniform(2, 4)
+                      if rng.random() < 0.5 else 0.0)
+    for _ in range(int(rng.integers(0, 3))):
+        items.add(rng.uniform(6, 70), traffic_sign, kerb_x + side * 0.4)
 
 
 def _texture(canvas: Canvas, rng: np.random.Generator) -> None:
@@ -346,35 +360,3 @@ def _texture(canvas: Canvas, rng: np.random.Generator) -> None:
     r, c = int(rng.integers(h)), int(rng.integers(w))
     up, down = (tile[r:r + h, c:c + w] for tile in _NOISE[key])
     canvas.image[:] = cv2.subtract(cv2.add(canvas.image, up), down)
-
-
-def traffic_sign(canvas: Canvas, cam: Camera, rng, x: float, z: float) -> None:
-    s = cam.f / z
-    height, r = rng.uniform(2.1, 2.7), rng.uniform(0.3, 0.4)
-    u, vb = cam.project(x, 0, z)
-    cv = vb - height * s
-    pole = Sprite(cam, u - 0.2 * s, cv, u + 0.2 * s, vb)
-    pole.line((u, vb), (u, cv), 0.08 * s, (150, 152, 155))
-    dist = cam.distance(x, z)
-    pole.stamp(canvas, "pole", dist)
-    sign = Sprite(cam, u - r * s, cv - r * s, u + r * s, cv + r * s)
-    kind = int(rng.integers(4))
-    R = r * s
-    if kind == 0:  # prohibition / speed limit: red ring on white
-        sign.ellipse((u, cv), (R, R), (200, 30, 30))
-        sign.ellipse((u, cv), (0.72 * R, 0.72 * R), (240, 240, 240))
-        sign.rect(u - 0.35 * R, cv - 0.2 * R, u + 0.35 * R, cv + 0.2 * R, (30, 30, 30))
-    elif kind == 1:  # warning triangle
-        sign.poly(((u, cv - R), (u + R, cv + 0.75 * R), (u - R, cv + 0.75 * R)), (200, 30, 30))
-        sign.poly(((u, cv - 0.55 * R), (u + 0.6 * R, cv + 0.5 * R), (u - 0.6 * R, cv + 0.5 * R)), (240, 240, 240))
-    elif kind == 2:  # mandatory: blue disc with a white arrow
-        sign.ellipse((u, cv), (R, R), (30, 80, 190))
-        sign.poly(((u, cv - 0.6 * R), (u + 0.4 * R, cv), (u - 0.4 * R, cv)), (245, 245, 245))
-        sign.rect(u - 0.12 * R, cv, u + 0.12 * R, cv + 0.6 * R, (245, 245, 245))
-    else:  # stop: red octagon
-        pts = [(u + R * math.cos(a), cv + R * math.sin(a)) for a in np.arange(8) * math.pi / 4 + math.pi / 8]
-        sign.poly(pts, (200, 25, 25))
-        sign.rect(u - 0.6 * R, cv - 0.15 * R, u + 0.6 * R, cv + 0.15 * R, (245, 245, 245))
-    canvas.begin("traffic_sign", dist)
-    sign.stamp(canvas, "traffic_sign", dist)
-    canvas.end()

@@ -31,6 +31,8 @@ class Camera:
         self.cx = self.w / 2
 
     def project(self, x: float, y: float, z: float) -> tuple[float, float]:
+        """Pixel (u, v) = (column, row) of the world point (x, y, z) metres; z is clamped to 5 cm
+        so that points beside or behind the camera land far outside the image, not across it."""
         z = max(z, 0.05)
         return self.cx + self.f * x / z, self.hz + self.f * (self.height - y) / z
 
@@ -43,9 +45,11 @@ class Camera:
         return uv
 
     def ground_row(self, z: float) -> float:
+        """Image row (fractional) of the ground ``z`` metres ahead."""
         return self.hz + self.f * self.height / max(z, 0.05)
 
     def distance(self, x: float, z: float, y: float = 0.0) -> float:
+        """Metres from the camera to the world point (x, y, z) (by default on the ground)."""
         return math.sqrt(x * x + z * z + (y - self.height) ** 2)
 
     @cached_property
@@ -94,19 +98,26 @@ class Sprite:
         cv2.fillPoly(self.idx, [fixed], self._c(colour), cv2.LINE_8, SHIFT)
 
     def poly(self, pts, colour) -> None:
+        """Fill the polygon of pixel points ``pts`` [(u, v), ...] (sub-pixel vertices)."""
         self.fill(np.array([self._p(x, y) for x, y in pts], np.int32), colour)
 
     def rect(self, x0: float, y0: float, x1: float, y1: float, colour) -> None:
+        """Fill the pixel rectangle from (x0, y0) to (x1, y1), as a polygon."""
         self.poly(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), colour)
 
     def line(self, a, b, width: float, colour) -> None:
+        """A line from pixel ``a`` to pixel ``b``, ``width`` pixels thick (at least 1)."""
         cv2.line(self.idx, self._p(*a), self._p(*b), self._c(colour), max(int(round(width)), 1), cv2.LINE_8, SHIFT)
 
     def ellipse(self, centre, axes, colour, thickness: int = -1, angle: float = 0.0) -> None:
+        """An ellipse at pixel ``centre``, half ``axes`` in pixels, turned ``angle`` degrees;
+        filled, or an outline ``thickness`` pixels thick."""
         ax = (max(int(round(axes[0] * ONE)), 0), max(int(round(axes[1] * ONE)), 0))
         cv2.ellipse(self.idx, self._p(*centre), ax, angle, 0, 360, self._c(colour), thickness, cv2.LINE_8, SHIFT)
 
     def stamp(self, canvas: Canvas, semantic: str, depth: float) -> bool:
+        """Paint the parts onto ``canvas`` as ``semantic`` at ``depth`` metres, in one call;
+        returns whether anything was painted."""
         if not self.ok:
             return False
         mask = self.idx > 0
@@ -118,6 +129,7 @@ class Sprite:
 
 
 def shade(colour, k: float):
+    """``colour`` (RGB) times ``k``, clipped to 0-255 (floats: the palette rounds them)."""
     r, g, b = colour
     return min(max(r * k, 0), 255), min(max(g * k, 0), 255), min(max(b * k, 0), 255)
 
@@ -130,6 +142,7 @@ class Box3:
         self.hx, self.y0, self.y1, self.z0, self.z1 = hx, y0, y1, z0, z1
 
     def world(self, lx: float, y: float, lz: float) -> tuple[float, float, float]:
+        """World point of the box-local point (lx across, y up, lz along its yaw), metres."""
         return self.x + lx * self.c + lz * self.s, y, self.z - lx * self.s + lz * self.c
 
     def faces(self, cam: Camera) -> dict[str, tuple]:
@@ -151,6 +164,7 @@ class Box3:
         return out
 
     def corners(self):
+        """World points of the eight corners, ordered by lx, then y, then lz (``box_corners`` relies on it)."""
         return [self.world(lx, y, lz) for lx in (-self.hx, self.hx) for y in (self.y0, self.y1)
                 for lz in (self.z0, self.z1)]
 
@@ -173,6 +187,8 @@ def box_corners(boxes: list[Box3]) -> np.ndarray:
 
 
 def quad(cam: Camera, face, s0=0.0, s1=1.0, t0=0.0, t1=1.0):
+    """Pixel corners of the part of ``face`` (origin, edge 1, edge 2) from s0 to s1 along edge 1
+    and t0 to t1 along edge 2 (fractions): a window, a lamp or a plate on a box face."""
     (ox, oy, oz), (ax, ay, az), (bx, by, bz) = face
     return [cam.project(ox + s * ax + t * bx, oy + s * ay + t * by, oz + s * az + t * bz)
             for s, t in ((s0, t0), (s1, t0), (s1, t1), (s0, t1))]

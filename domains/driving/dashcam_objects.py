@@ -15,7 +15,8 @@ import numpy as np
 from synthscape.domains.driving.dashcam_camera import Box3, Camera, Sprite, WorldPolys, box_corners, quad, shade
 from synthscape.domains.driving.scene import Canvas
 
-__all__ = ["Camera", "Sprite", "cyclist", "debris", "pedestrian", "street_lamp", "traffic_light", "tree", "vehicle"]
+__all__ = ["Camera", "Sprite", "cyclist", "debris", "pedestrian", "street_lamp", "traffic_light", "traffic_sign",
+           "tree", "vehicle"]
 
 VEHICLE_COLOURS = ((235, 235, 232), (190, 192, 196), (30, 30, 34), (110, 112, 118), (170, 28, 30),
                    (30, 60, 140), (20, 40, 80), (60, 90, 60), (200, 180, 140), (230, 200, 40))
@@ -27,20 +28,11 @@ DARK = (22, 22, 24)
 
 def vehicle(canvas: Canvas, cam: Camera, rng: np.random.Generator, x: float, z: float, yaw: float,
             kind: str = "car", hazard: bool = False, lights: list | None = None) -> bool:
-    """A car or truck with its footprint centred at (x, z); paints it as one object. ``lights``
-    collects (x, y, radius, colour, kind, distance) of its head/tail/hazard lamps."""
-    colour = shade(VEHICLE_COLOURS[rng.integers(len(VEHICLE_COLOURS))], rng.uniform(0.85, 1.1))
-    if kind == "car":
-        length, width, height = rng.uniform(3.9, 4.9), rng.uniform(1.7, 1.9), rng.uniform(1.38, 1.6)
-        parts = [("body", Box3(x, z, yaw, width / 2, 0.28, 0.55 * height, -length / 2, length / 2), colour),
-                 ("cabin", Box3(x, z, yaw, 0.43 * width, 0.55 * height, height, -0.3 * length, 0.18 * length),
-                  colour)]
-    else:
-        length, width, height = rng.uniform(6.5, 10.0), rng.uniform(2.3, 2.55), rng.uniform(3.0, 3.9)
-        cargo = shade(VEHICLE_COLOURS[rng.integers(2)], rng.uniform(0.8, 1.05))
-        parts = [("chassis", Box3(x, z, yaw, 0.46 * width, 0.3, 1.1, -length / 2, length / 2), DARK),
-                 ("cab", Box3(x, z, yaw, width / 2, 0.45, 0.8 * height, length / 2 - 2.2, length / 2), colour),
-                 ("cargo", Box3(x, z, yaw, width / 2, 1.0, height, -length / 2, length / 2 - 2.5), cargo)]
+    """A car or truck with its footprint centred at (x, z) metres, ``yaw`` radians (0: facing away
+    from the camera, positive: turned to the right, pi: facing it); paints it as one object and
+    returns whether any of it shows.
+    ``lights`` collects (x, y, radius, colour, kind, distance) of its head/tail/hazard lamps."""
+    length, width, parts = _vehicle_parts(rng, x, z, yaw, kind)
     corners = cam.project_many(box_corners([b for _, b, _ in parts]))
     (u0, v0), (u1, v1) = corners.min(axis=0), corners.max(axis=0)
     sp = Sprite(cam, u0, v0, u1, v1)
@@ -48,52 +40,17 @@ def vehicle(canvas: Canvas, cam: Camera, rng: np.random.Generator, x: float, z: 
         return False
     dist = cam.distance(x, z)
     detail = v1 - v0 > 7  # far vehicles (a few pixels) skip wheels, glass and plates
-    hx, wheel_r = width / 2, 0.33 if kind == "car" else 0.5
-    axles = (-0.33 * length, 0.3 * length) if kind == "car" else (-0.35 * length, 0.36 * length)
-    body = parts[0][1]
-    body_faces = body.faces(cam)
+    body_faces = parts[0][1].faces(cam)
     polys = WorldPolys()  # queued in paint order, projected and filled at once
-    under = Box3(x, z, yaw, hx - 0.02, 0.0, 0.6, -length / 2 + 0.4, length / 2 - 0.4)
+    under = Box3(x, z, yaw, width / 2 - 0.02, 0.0, 0.6, -length / 2 + 0.4, length / 2 - 0.4)
     for fname, face in under.faces(cam).items():  # tyres seen from the ends, behind the body
         if fname in ("back", "front"):
             polys.quad(face, DARK, 0.0, 0.14)
             polys.quad(face, DARK, 0.86, 1.0)
-    lamp_kind = {}
-    for name, box, col in parts:
-        for fname, face in (body_faces if box is body else box.faces(cam)).items():
-            k = {"top": 1.12, "back": 0.92, "front": 0.92}.get(fname, 0.78)
-            polys.quad(face, shade(col, k))
-            if name == "cabin" and fname != "top":
-                inset = (0.08, 0.92, 0.0, 0.86) if fname in ("back", "front") else (0.06, 0.94, 0.0, 0.86)
-                polys.quad(face, GLASS, *inset)
-            elif name == "cab" and fname == "front":
-                polys.quad(face, GLASS, 0.05, 0.95, 0.6, 0.95)
-            elif name in ("body", "chassis") and fname in ("back", "front"):
-                lamp_kind[fname] = face
-            elif name == "cargo" and fname in ("left", "right") and detail:
-                polys.quad(face, shade(col, 0.6), 0.0, 1.0, 0.0, 0.07)
-    for fname in ("left", "right") if detail else ():  # wheels on a visible side, as discs
-        face = body_faces.get(fname)
-        if face is None:
-            continue
-        (ox, _, oz), (ax, _, az), _ = face
-        ux, uz = ax / length, az / length
-        for a in axles:
-            s = (a + length / 2) if fname == "right" else (length / 2 - a)
-            cxw, czw = ox + s * ux, oz + s * uz
-            ring = np.empty((len(_RING), 3))
-            ring[:, 0], ring[:, 1], ring[:, 2] = cxw + ux * wheel_r * _RING_COS, wheel_r + wheel_r * _RING_SIN, \
-                czw + uz * wheel_r * _RING_COS
-            polys.points(ring, DARK)
-    lamps = []  # (quad index, colour, kind)
-    for fname, face in lamp_kind.items():
-        front = fname == "front"
-        lamp = (250, 245, 220) if front else (200, 20, 20)
-        t0, t1 = (0.5, 0.8) if kind == "car" else (0.2, 0.55)
-        for s0, s1 in ((0.03, 0.2), (0.8, 0.97)):
-            lamps.append((polys.quad(face, lamp, s0, s1, t0, t1), lamp, "headlight" if front else "taillight"))
-        if detail:
-            polys.quad(face, (225, 225, 215) if not front else DARK, 0.38, 0.62, 0.08, 0.32)
+    lamp_faces = _vehicle_faces(polys, cam, parts, body_faces, detail)
+    if detail:
+        _wheels(polys, body_faces, length, kind)
+    lamps = _lamps(polys, lamp_faces, kind, detail)
     drawn = polys.fill(cam, sp)  # pixel corners of the quads
     for i, lamp, lamp_name in lamps if lights is not None else ():
         q = drawn[i].tolist()
@@ -106,6 +63,78 @@ def vehicle(canvas: Canvas, cam: Camera, rng: np.random.Generator, x: float, z: 
     ok = sp.stamp(canvas, kind, dist)
     canvas.end()
     return ok
+
+
+def _vehicle_parts(rng: np.random.Generator, x: float, z: float, yaw: float, kind: str) -> tuple[float, float, list]:
+    """Length and width (metres) and the boxes, as (name, Box3, colour), of a car (body, cabin)
+    or a truck (chassis, cab, cargo); the first box is the one that carries the lamps."""
+    colour = shade(VEHICLE_COLOURS[rng.integers(len(VEHICLE_COLOURS))], rng.uniform(0.85, 1.1))
+    if kind == "car":
+        length, width, height = rng.uniform(3.9, 4.9), rng.uniform(1.7, 1.9), rng.uniform(1.38, 1.6)
+        parts = [("body", Box3(x, z, yaw, width / 2, 0.28, 0.55 * height, -length / 2, length / 2), colour),
+                 ("cabin", Box3(x, z, yaw, 0.43 * width, 0.55 * height, height, -0.3 * length, 0.18 * length),
+                  colour)]
+    else:
+        length, width, height = rng.uniform(6.5, 10.0), rng.uniform(2.3, 2.55), rng.uniform(3.0, 3.9)
+        cargo = shade(VEHICLE_COLOURS[rng.integers(2)], rng.uniform(0.8, 1.05))
+        parts = [("chassis", Box3(x, z, yaw, 0.46 * width, 0.3, 1.1, -length / 2, length / 2), DARK),
+                 ("cab", Box3(x, z, yaw, width / 2, 0.45, 0.8 * height, length / 2 - 2.2, length / 2), colour),
+                 ("cargo", Box3(x, z, yaw, width / 2, 1.0, height, -length / 2, length / 2 - 2.5), cargo)]
+    return length, width, parts
+
+
+def _vehicle_faces(polys: WorldPolys, cam: Camera, parts: list, body_faces: dict, detail: bool) -> dict:
+    """Queue the visible faces of the parts (shaded by orientation) with their glass and the
+    cargo's trim; returns the lamp-carrying faces (back/front of the body or chassis) by name."""
+    lamp_faces = {}
+    for name, box, col in parts:
+        for fname, face in (body_faces if box is parts[0][1] else box.faces(cam)).items():
+            k = {"top": 1.12, "back": 0.92, "front": 0.92}.get(fname, 0.78)
+            polys.quad(face, shade(col, k))
+            if name == "cabin" and fname != "top":
+                inset = (0.08, 0.92, 0.0, 0.86) if fname in ("back", "front") else (0.06, 0.94, 0.0, 0.86)
+                polys.quad(face, GLASS, *inset)
+            elif name == "cab" and fname == "front":
+                polys.quad(face, GLASS, 0.05, 0.95, 0.6, 0.95)
+            elif name in ("body", "chassis") and fname in ("back", "front"):
+                lamp_faces[fname] = face
+            elif name == "cargo" and fname in ("left", "right") and detail:
+                polys.quad(face, shade(col, 0.6), 0.0, 1.0, 0.0, 0.07)
+    return lamp_faces
+
+
+def _wheels(polys: WorldPolys, body_faces: dict, length: float, kind: str) -> None:
+    """Queue the wheels on the body's visible side, as discs (8-gons) in the side's plane."""
+    wheel_r = 0.33 if kind == "car" else 0.5
+    axles = (-0.33 * length, 0.3 * length) if kind == "car" else (-0.35 * length, 0.36 * length)
+    for fname in ("left", "right"):
+        face = body_faces.get(fname)
+        if face is None:
+            continue
+        (ox, _, oz), (ax, _, az), _ = face
+        ux, uz = ax / length, az / length
+        for a in axles:
+            s = (a + length / 2) if fname == "right" else (length / 2 - a)
+            cxw, czw = ox + s * ux, oz + s * uz
+            ring = np.empty((len(_RING), 3))
+            ring[:, 0], ring[:, 1], ring[:, 2] = cxw + ux * wheel_r * _RING_COS, wheel_r + wheel_r * _RING_SIN, \
+                czw + uz * wheel_r * _RING_COS
+            polys.points(ring, DARK)
+
+
+def _lamps(polys: WorldPolys, lamp_faces: dict, kind: str, detail: bool) -> list:
+    """Queue two lamps (and, near, a number plate) on each lamp-carrying face; returns
+    (quad index, colour, light kind) of each lamp."""
+    lamps = []
+    for fname, face in lamp_faces.items():
+        front = fname == "front"
+        lamp = (250, 245, 220) if front else (200, 20, 20)
+        t0, t1 = (0.5, 0.8) if kind == "car" else (0.2, 0.55)
+        for s0, s1 in ((0.03, 0.2), (0.8, 0.97)):
+            lamps.append((polys.quad(face, lamp, s0, s1, t0, t1), lamp, "headlight" if front else "taillight"))
+        if detail:
+            polys.quad(face, (225, 225, 215) if not front else DARK, 0.38, 0.62, 0.08, 0.32)
+    return lamps
 
 
 SKIN = ((240, 200, 170), (200, 150, 110), (150, 100, 70), (90, 60, 40))
@@ -139,6 +168,8 @@ def _person(sp: Sprite, u: float, vb: float, s: float, height: float, facing: st
 
 
 def pedestrian(canvas: Canvas, cam: Camera, rng, x: float, z: float, facing: str | None = None) -> bool:
+    """A person (one in eight a child) standing at (x, z) metres, ``facing`` "front", "back",
+    "left" or "right" (None: any); returns whether any of it shows."""
     height = rng.uniform(1.55, 1.9) if rng.random() > 0.12 else rng.uniform(1.0, 1.3)  # some children
     s = cam.f / z
     u, vb = cam.project(x, 0, z)
@@ -238,6 +269,7 @@ def debris(canvas: Canvas, cam: Camera, rng, x: float, z: float, kind: str | Non
 
 
 def tree(canvas: Canvas, cam: Camera, rng, x: float, z: float) -> None:
+    """A street tree at (x, z) metres: trunk and a crown of four blobs (background: vegetation, no box)."""
     s = cam.f / z
     u, vb = cam.project(x, 0, z)
     trunk_h, crown = rng.uniform(1.8, 3.2), rng.uniform(1.4, 2.8)
@@ -294,3 +326,36 @@ def traffic_light(canvas: Canvas, cam: Camera, rng, x: float, z: float, over: fl
         lights.append((hu, top + (0.18 + 0.32 * lit) * s, max(0.6, 0.1 * s), colours[lit], "signal", dist))
     canvas.end()
 
+
+def traffic_sign(canvas: Canvas, cam: Camera, rng, x: float, z: float) -> None:
+    """A sign on a pole at (x, z) metres: prohibition, warning, mandatory or stop; the sign is an
+    object (boxed), the pole is background."""
+    s = cam.f / z
+    height, r = rng.uniform(2.1, 2.7), rng.uniform(0.3, 0.4)
+    u, vb = cam.project(x, 0, z)
+    cv = vb - height * s
+    pole = Sprite(cam, u - 0.2 * s, cv, u + 0.2 * s, vb)
+    pole.line((u, vb), (u, cv), 0.08 * s, (150, 152, 155))
+    dist = cam.distance(x, z)
+    pole.stamp(canvas, "pole", dist)
+    sign = Sprite(cam, u - r * s, cv - r * s, u + r * s, cv + r * s)
+    kind = int(rng.integers(4))
+    R = r * s
+    if kind == 0:  # prohibition / speed limit: red ring on white
+        sign.ellipse((u, cv), (R, R), (200, 30, 30))
+        sign.ellipse((u, cv), (0.72 * R, 0.72 * R), (240, 240, 240))
+        sign.rect(u - 0.35 * R, cv - 0.2 * R, u + 0.35 * R, cv + 0.2 * R, (30, 30, 30))
+    elif kind == 1:  # warning triangle
+        sign.poly(((u, cv - R), (u + R, cv + 0.75 * R), (u - R, cv + 0.75 * R)), (200, 30, 30))
+        sign.poly(((u, cv - 0.55 * R), (u + 0.6 * R, cv + 0.5 * R), (u - 0.6 * R, cv + 0.5 * R)), (240, 240, 240))
+    elif kind == 2:  # mandatory: blue disc with a white arrow
+        sign.ellipse((u, cv), (R, R), (30, 80, 190))
+        sign.poly(((u, cv - 0.6 * R), (u + 0.4 * R, cv), (u - 0.4 * R, cv)), (245, 245, 245))
+        sign.rect(u - 0.12 * R, cv, u + 0.12 * R, cv + 0.6 * R, (245, 245, 245))
+    else:  # stop: red octagon
+        pts = [(u + R * math.cos(a), cv + R * math.sin(a)) for a in np.arange(8) * math.pi / 4 + math.pi / 8]
+        sign.poly(pts, (200, 25, 25))
+        sign.rect(u - 0.6 * R, cv - 0.15 * R, u + 0.6 * R, cv + 0.15 * R, (245, 245, 245))
+    canvas.begin("traffic_sign", dist)
+    sign.stamp(canvas, "traffic_sign", dist)
+    canvas.end()

@@ -45,6 +45,7 @@ AERIAL_HAZE_HEIGHT = 15.0  # a drone's fog visibility scales with its distance t
 
 
 def draw_condition(rng: np.random.Generator) -> dict[str, str]:
+    """A random weather, time and scenario, drawn from the simulator's mix (``MIX``)."""
     return {name: str(values[rng.choice(len(values), p=weights)]) for name, (values, weights) in MIX.items()}
 
 
@@ -85,6 +86,9 @@ def simulate_one(out: Path, seed: int, size: int, view: str, index: int) -> tupl
 
 
 class Driving:
+    """The driving domain: simulated dashcam and drone pictures with boxes and masks, training
+    data from an image folder, and generated images written back as PNGs."""
+
     name = "driving"
     schema = SCHEMA
     spatial_dims = 2
@@ -112,6 +116,7 @@ class Driving:
         return out
 
     def dataset(self, path: Path, size: int | None = None, **options: Any):
+        """The training set of an image folder with labels.csv, as ``size`` x ``size`` tensors (needs torch)."""
         from synthscape.domains.driving.dataset import DrivingDataset
 
         if options:

@@ -25,6 +25,7 @@ COCO_FILE = "annotations.json"
 
 
 def coco_categories() -> list[dict]:
+    """COCO ``categories``: one per detection category, id = index + 1."""
     return [{"id": i + 1, "name": name, "supercategory": "object"} for i, name in enumerate(CATEGORIES)]
 
 
@@ -43,12 +44,14 @@ def coco_document(images: Sequence[tuple[str, int, int]], boxes: Sequence[Sequen
 
 
 def yolo_lines(boxes: Sequence[Box], width: int, height: int) -> str:
+    """A YOLO label file's text: ``class cx cy w h`` per box, normalised by the image's ``width`` and ``height``."""
     lines = [f"{CATEGORIES.index(b.category)} {(b.x + b.w / 2) / width:.6f} {(b.y + b.h / 2) / height:.6f} "
              f"{b.w / width:.6f} {b.h / height:.6f}" for b in boxes]
     return "".join(line + "\n" for line in lines)
 
 
 def write_yolo_classes(folder: Path) -> None:
+    """Write ``classes.txt`` and the Ultralytics ``data.yaml`` naming the YOLO classes in ``folder``."""
     write_text(folder / "classes.txt", "".join(name + "\n" for name in CATEGORIES))
     names = "".join(f"  {i}: {name}\n" for i, name in enumerate(CATEGORIES))
     write_text(folder / "data.yaml", f"# Ultralytics data set file\npath: .\ntrain: images\nval: images\nnames:\n{names}")
@@ -64,5 +67,6 @@ def read_coco_images(path: Path) -> list[str]:
 
 
 def write_coco(path: Path, document: dict) -> Path:
+    """Write a COCO ``document`` (``coco_document``) as JSON to ``path`` (atomically); returns the path."""
     write_json(path, document)
     return path

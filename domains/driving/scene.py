@@ -27,6 +27,8 @@ SKY_DEPTH = 1000.0  # metres given to the sky (fog saturates long before)
 
 @dataclass
 class SceneObject:
+    """One labelled object of a scene (a candidate for a box), as the canvas recorded it."""
+
     instance: int  # value in Scene.instances (1-based)
     category: str  # one of CATEGORIES
     distance: float  # metres from the camera (dashcam) or from the drone (aerial)
@@ -46,6 +48,8 @@ class Light:
 
 @dataclass
 class Box:
+    """A detection box, tight on an object's visible pixels (pixel-inclusive extents)."""
+
     category: str
     x: int  # left column of the first visible pixel
     y: int  # top row
@@ -58,6 +62,9 @@ class Box:
 
 @dataclass
 class Scene:
+    """A rendered clear-day scene: picture, per-pixel labels, objects and lights (what the weather
+    and time effects and the label writers read)."""
+
     image: np.ndarray  # uint8 [H, W, 3] RGB: clear day, before any weather or time effect
     depth: np.ndarray  # float32 [H, W] metres from the camera; SKY_DEPTH for the sky
     semantic: np.ndarray  # uint8 [H, W], index into SEMANTIC
@@ -198,7 +205,9 @@ class Canvas:
             self.paint(np.ones((r1 - r0, c1 - c0), dtype=bool), (r0, c0), colour, semantic, depth)
 
     def light(self, x: float, y: float, radius: float, colour, kind: str) -> None:
+        """Record a light source at pixel (x, y) for the night effect (see ``Light``)."""
         self.lights.append(Light(float(x), float(y), float(radius), tuple(int(c) for c in colour), kind))
 
     def scene(self, view: str) -> Scene:
+        """The painted scene (sharing the canvas's arrays), ``view``: "dashcam" or "aerial"."""
         return Scene(self.image, self.depth, self.semantic, self.instances, self.objects, self.lights, view)

@@ -30,6 +30,7 @@ class Grid:
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """Voxels per axis, as a numpy shape."""
         return tuple(self.size)
 
     def box(self, lo, hi):
@@ -43,12 +44,15 @@ class Grid:
         return tuple(slices)
 
     def sub(self, box):
+        """The open ``x``, ``y``, ``z`` grids cut to ``box`` (index slices, as ``box`` returns them)."""
         return self.x[box[0]], self.y[:, box[1]], self.z[:, :, box[2]]
 
     def to_index(self, points: np.ndarray) -> np.ndarray:
+        """Nearest voxel indices (int [..., 3], possibly outside the volume) of points in patient mm."""
         return np.rint((np.asarray(points) - self.origin) / np.asarray(self.spacing)).astype(int)
 
     def to_mm(self, index) -> np.ndarray:
+        """Patient mm of the voxel centres at indices [..., 3]."""
         return self.origin + np.asarray(index, dtype=float) * np.asarray(self.spacing)
 
 

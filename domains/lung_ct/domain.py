@@ -67,6 +67,7 @@ def draw_condition(rng: np.random.Generator, sizes: Sequence[str] = NODULE_SIZES
 
 
 def condition_text(condition: dict[str, str], seed: int | None = None, index: int | None = None) -> str:
+    """``nodule=present size=large kind=solid [seed=S index=I]``: the provenance a DICOM header records."""
     text = " ".join(f"{k}={v}" for k, v in condition.items())
     return text if seed is None else f"{text} seed={seed} index={index}"
 
@@ -96,6 +97,8 @@ def simulate_one(out: Path, seed: int, size: tuple[int, int, int], spacing: tupl
 
 
 class LungCT:
+    """The lung-ct domain: 3-D chest CT in Hounsfield units, conditioned on a nodule's presence, size and kind."""
+
     name = "lung-ct"
     schema = SCHEMA
     spatial_dims = 3
@@ -128,6 +131,7 @@ class LungCT:
 
     def dataset(self, path: Path, size: int | Sequence[int] | None = None,
                 spacing: float | Sequence[float] | None = None, **options: Any):
+        """Training tensors of a lung-ct folder (``LungCTDataset``), imported late: simulate and write need no torch."""
         from synthscape.domains.lung_ct.dataset import LungCTDataset
 
         return LungCTDataset(path, size=size, spacing=spacing, **options)

@@ -208,7 +208,7 @@ def series_bytes(tmp_path_factory) -> list[tuple[str, bytes]]:
     """A real written CT series, 8x6 pixels by 4 slices: (file name, bytes) per slice."""
     hu = np.random.default_rng(3).integers(-1000, 1500, size=(8, 6, SLICES)).astype(np.float32)
     files = write_dicom_series(tmp_path_factory.mktemp("fuzz-dicom") / "series", hu, np.diag([0.7, 0.8, 2.5, 1.0]),
-                               series_description="fuzz", derivation="tests/test_fuzz.py")
+                               series_description="fuzz", derivation="tests/front_door/test_fuzz.py")
     return [(path.name, path.read_bytes()) for path in files]
 
 

@@ -1,7 +1,6 @@
 """``synthscape run PIPELINE.yaml``: checked YAML, stages recorded, reruns skip or resume."""
 
 import json
-from pathlib import Path
 
 import pytest
 

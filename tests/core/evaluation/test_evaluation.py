@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from blobs import SCHEMA, Blobs
 
-from synthscape.core.schema.conditions import ConditionPrior
 from synthscape.core.evaluation.suite import EvaluationSettings, evaluate, split
-from synthscape.core.evaluation.report import judge
+from synthscape.core.evaluation.verdicts import judge
 from synthscape.core.sampling.sampler import Sampler
+from synthscape.core.schema.conditions import ConditionPrior
 
 SETTINGS = EvaluationSettings(classifier_steps=120, utility_steps=60, per_condition=6)
 

@@ -26,7 +26,7 @@ def real():
 
 def tstr(real, images, conditions):
     train, test = real
-    return tstr_trtr(images, conditions, train.images, train.conditions, test.images, test.conditions,
+    return tstr_trtr((images, conditions), (train.images, train.conditions), (test.images, test.conditions),
                      CARDINALITIES, 2, attribute=POSITION, steps=STEPS, seed=0)
 
 
@@ -73,8 +73,8 @@ def rare_setup():
 
 def gain(rare_setup, synthetic_images, synthetic_conditions):
     pool, images, small, test_images, test_conditions = rare_setup
-    return rare_condition_gain(images[small], pool.conditions[small], synthetic_images, synthetic_conditions,
-                               test_images, test_conditions, CARDINALITIES, 2, attribute=POSITION, value_index=RARE,
+    return rare_condition_gain((images[small], pool.conditions[small]), (synthetic_images, synthetic_conditions),
+                               (test_images, test_conditions), CARDINALITIES, 2, attribute=POSITION, value_index=RARE,
                                steps=80, seed=0)
 
 
@@ -107,15 +107,15 @@ def test_rare_samples_with_wrong_images_do_not_help(rare_setup):
 
 def test_bad_input_is_refused_in_one_line(real, rare_setup):
     train, test = real
-    real_sets = (train.images, train.conditions, test.images, test.conditions, CARDINALITIES, 2)
+    real_sets = ((train.images, train.conditions), (test.images, test.conditions), CARDINALITIES, 2)
     cases = [
-        (lambda: tstr_trtr(train.images[..., :8, :8], train.conditions, *real_sets, attribute=0, steps=1),
+        (lambda: tstr_trtr((train.images[..., :8, :8], train.conditions), *real_sets, attribute=0, steps=1),
          "synthetic images must be of size"),
-        (lambda: tstr_trtr(train.images, train.conditions, *real_sets, attribute=5, steps=1),
+        (lambda: tstr_trtr((train.images, train.conditions), *real_sets, attribute=5, steps=1),
          "attribute must be an index"),
         (lambda: gain(rare_setup, train.images[:4], np.zeros((4, 2), np.int64)),
          "has 0 synthetic"),
-        (lambda: rare_condition_gain(train.images, train.conditions, *real_sets, attribute=0, value_index=4, steps=1),
+        (lambda: rare_condition_gain((train.images, train.conditions), *real_sets, attribute=0, value_index=4, steps=1),
          "value_index must lie in 0..3"),
     ]
     for call, match in cases:

@@ -1,6 +1,7 @@
 """The training loop: artifacts, checkpoints, exact resume after a kill, the NaN guard."""
 
 import csv
+import logging
 import math
 import json
 import os
@@ -93,7 +94,7 @@ def test_artifact_round_trips_through_safetensors(tmp_path):
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = [{tests!r}, {here!r}]  # blobs and conftest; this file
     from test_training import run_training
     def die(step, folder):
         if step == 10:
@@ -106,7 +107,7 @@ KILLER = textwrap.dedent("""
 def test_resume_after_kill_gives_the_same_weights(tmp_path, model):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_training(straight, model=model)
-    proc = subprocess.run([sys.executable, "-c", KILLER.format(tests=str(TESTS), run=str(resumed), model=model)])
+    proc = subprocess.run([sys.executable, "-c", KILLER.format(tests=str(TESTS), here=str(Path(__file__).parent), run=str(resumed), model=model)])
     assert proc.returncode == -signal.SIGKILL
     assert json.loads((resumed / "checkpoint" / "latest.json").read_text())["step"] == 10
     run_training(resumed, model=model, resume=True)
@@ -202,12 +203,39 @@ def test_mode_seeking_loss_falls_as_samples_of_a_condition_move_apart():
     assert mode_seeking_loss(apart, z, 4) < mode_seeking_loss(0.1 * apart, z, 4) < 1e4
 
 
-def test_gan_trains_with_the_mode_seeking_term(tmp_path):
+def test_the_generator_loss_adds_the_mode_seeking_term_on_pairs_of_one_condition(tmp_path):
+    """MSGAN: with batch 5, samples 0-1 and 2-3 are pairs that share a condition (4 keeps its own),
+    and loss_g is the hinge term plus ``mode_seeking`` times 1 / (mean image gap / latent gap),
+    computed here by hand from the same latents."""
+    import contextlib
+    import copy
+
+    from synthscape.core.training.gan import GAN
+
+    torch.manual_seed(0)
+    gan = GAN(tiny_network(2), tiny_train(mode_seeking=0.5, batch_size=5), SCHEMA.cardinalities, torch.device("cpu"))
+    condition = torch.from_numpy(Blobs(2, 16, 5, seed=3).conditions).long()
+    generator, critic = copy.deepcopy(gan.generator), copy.deepcopy(gan.critic)
+    noise = torch.Generator().manual_seed(1)
+    state = noise.get_state()
+    metrics = gan.generator_step(condition, 1, noise, contextlib.nullcontext)
+    noise.set_state(state)
+    z = gan.latents(5, noise)
+    paired = condition[[0, 1, 0, 1, 4]]
+    with torch.no_grad():
+        fake = generator(z, paired)
+        hinge = -critic(fake, paired).mean()
+    image_gap = (fake[:2] - fake[2:4]).abs().mean(dim=(1, 2, 3))
+    latent_gap = (z[:2] - z[2:4]).abs().mean(dim=1)
+    term = 1.0 / float((image_gap / latent_gap).mean() + 1e-5)
+    assert float(metrics["loss_g"]) == pytest.approx(float(hinge) + 0.5 * term, rel=1e-5)
+    assert 0.5 * term > 1e-3 * abs(float(hinge))  # large enough that leaving it out would fail the line above
+
     run = tmp_path / "run"
     train(Blobs(2, 16, 32), run, model="gan", schema=SCHEMA, network=tiny_network(2),
-          config=tiny_train(steps=3, batch_size=5, mode_seeking=0.5), progress=False)
+          config=tiny_train(steps=3, batch_size=5, mode_seeking=0.5, log_every=1), progress=False)
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert rows and all(math.isfinite(float(r["loss_g"])) for r in rows if r["loss_g"])
+    assert len(rows) == 3 and all(math.isfinite(float(r["loss_g"])) for r in rows)
 
 
 def test_compiled_training_keeps_the_artifact_and_the_r1_step(tmp_path):
@@ -280,3 +308,12 @@ def test_loss_weights_below_zero_are_refused(name):
     with pytest.raises(SynthscapeError, match=f"{name} must be a weight of 0 or more, got -0.5"):
         TrainConfig(**{name: -0.5})
     assert getattr(TrainConfig(**{name: 0.5}), name) == 0.5
+
+
+def test_training_off_a_terminal_logs_a_line_a_quarter_with_the_losses(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "synthscape")
+    train(Blobs(2, 16, 32), tmp_path / "run", model="gan", schema=SCHEMA, network=tiny_network(2),
+          config=tiny_train(steps=8, log_every=2, eval_every=8, checkpoint_every=8))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("train gan:")]
+    assert [line.split(" step")[0] for line in lines] == [f"train gan: {n}/8" for n in (2, 4, 6, 8)]
+    assert all(", loss_d " in line and ", loss_g " in line for line in lines)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from synthscape.domains.driving.aerial import render_aerial
-from synthscape.domains.driving.aerial_objects import View, draw_tree, draw_vehicle
+from synthscape.domains.driving.aerial_camera import View
+from synthscape.domains.driving.aerial_objects import Tree, Vehicle, draw_tree, draw_vehicle
 from synthscape.domains.driving.scene import SEMANTIC, SEMANTIC_ID, SKY_DEPTH, Canvas
 from synthscape.domains.driving.schema import SCENARIOS
 
@@ -103,7 +104,7 @@ def test_oblique_depth_grows_towards_the_top():
 
 
 def _car(view, x, y, heading=0.3):
-    return dict(x=x, y=y, heading=heading, kind="car", length=4.5, width=1.8, colour=(170, 30, 30))
+    return Vehicle(x=x, y=y, heading=heading, kind="car", colour=(170, 30, 30), length=4.5, width=1.8)
 
 
 def test_car_area_true_to_scale_top_down():
@@ -127,7 +128,7 @@ def test_car_under_tree_crown_gets_no_box():
     sun = np.array([0.4, 0.1])
     draw_vehicle(canvas, view, shadows, sun, _car(view, 5.0, 5.0))
     draw_vehicle(canvas, view, shadows, sun, _car(view, -12.0, 5.0))
-    draw_tree(canvas, view, shadows, sun, dict(x=5.0, y=5.0, radius=4.5, height=12.0, colour=(50, 100, 40),
+    draw_tree(canvas, view, shadows, sun, Tree(x=5.0, y=5.0, radius=4.5, height=12.0, colour=(50, 100, 40),
                                                 blobs=np.zeros((3, 2))))
     s = canvas.scene("aerial")
     hidden, free = s.objects

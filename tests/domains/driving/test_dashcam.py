@@ -5,6 +5,7 @@ import pytest
 
 from synthscape.domains.driving.dashcam import render_dashcam
 from synthscape.domains.driving.dashcam_objects import Camera, pedestrian, vehicle
+from synthscape.domains.driving.dashcam_street import layout
 from synthscape.domains.driving.scene import SEMANTIC, SEMANTIC_ID, SKY_DEPTH, Canvas
 from synthscape.domains.driving.schema import SCENARIOS
 
@@ -132,3 +133,20 @@ def test_object_pixel_height_shrinks_with_distance():
 def test_lights_are_registered():
     kinds = {light.kind for s in scenes("normal", 8) for light in s.lights}
     assert {"taillight", "street"} <= kinds
+
+
+def test_street_layout_is_a_consistent_cross_section():
+    """The street's fields in metres fit together: the camera drives in its own lane, the kerbs,
+    sidewalks and verges lie outside the road, the buildings beyond the verges."""
+    for seed in range(40):
+        scenario = SCENARIOS[seed % len(SCENARIOS)]
+        st = layout(np.random.default_rng(seed), scenario, 20.0)
+        assert abs(st.lane_x(st.ego)) <= 0.3 + 1e-9 and st.oncoming <= st.ego < st.lanes
+        assert st.road[0] <= st.lane_left and st.lane_left + st.lanes * st.lane_w <= st.road[1]
+        assert st.edges[0] < st.road[0] - st.kerb < st.road[1] + st.kerb < st.edges[1]
+        assert [m.x for m in st.marks[2:]] == sorted(m.x for m in st.marks[2:])
+        for side, blocks in st.blocks.items():
+            assert all(b.setback >= abs(st.edges[0 if side < 0 else 1]) and b.z0 < b.z1 for b in blocks)
+        assert (st.zebra is not None) == (scenario == "pedestrian_crossing")
+        if st.zebra is not None:
+            assert 4.5 <= st.zebra[0] <= 20.0

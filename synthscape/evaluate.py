@@ -1,7 +1,7 @@
 """``synthscape evaluate RUN|MODEL.onnx --data DIR --out REPORT_DIR``: metrics.json + report.html.
 
 Loads the generator and the real data set through its domain (at the generator's own geometry),
-scores it with ``core.evaluation`` and pictures it with ``core.report``: the metrics table first,
+scores it with ``core.evaluation.suite`` and pictures it with ``core.evaluation.report``: the metrics table first,
 then per-condition grids of generated beside real, CT slice montages, intensity histograms, the
 closest generated/training pairs and the training curves.
 """
@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.files.atomic import atomic_dir, check_new_folder, write_text
+from synthscape.core.files.atomic import new_folder, write_text
 from synthscape.domains import get_domain
+from synthscape.services import GEOMETRY
 
 log = logging.getLogger("synthscape")
 
@@ -27,7 +28,7 @@ def real_arrays(domain, data: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]
     """The whole real data set as arrays, read at the generator's size (and spacing, for CT)."""
     from synthscape.core.training.data import dataset_conditions
 
-    geometry = {k: meta[k] for k in ("size", "spacing") if k in meta}
+    geometry = {k: meta[k] for k in GEOMETRY if k in meta}
     dataset = domain.dataset(data, **geometry)
     images = np.stack([np.asarray(dataset[i][0], dtype=np.float32) for i in range(len(dataset))])
     return images, dataset_conditions(dataset, domain.schema)
@@ -41,31 +42,32 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
     from synthscape.core.evaluation.suite import EvaluationSettings, evaluate
 
     model, data, out = Path(model), Path(data), Path(out)
-    check_new_folder(out, overwrite=overwrite, inputs=(model, data))
-    if not data.is_dir():
-        raise SynthscapeError(f"--data {data} is not a data set folder (files + labels.csv)")
-    start = time.perf_counter()
-    sampler = synthscape.load(model)
-    domain = get_domain(sampler.domain)
-    images, conditions = real_arrays(domain, data, sampler.domain_meta)
-    result = evaluate(sampler, images, conditions, domain.spatial_dims, holdout=holdout, seed=seed,
-                      settings=EvaluationSettings(**settings))
-    fidelity = result.values["label_fidelity"][domain.schema.names[0]]
-    headline = (f"{domain.schema.names[0]} label fidelity {fidelity:.2f}, diversity {result.values['diversity']['ratio']:.2f} "
-                "of real")
-    metrics = {"model": str(model), "data": str(data), "domain": domain.name, "seed": seed, "holdout": holdout,
-               "seconds": round(time.perf_counter() - start, 1), "headline": headline,
-               "rows": [asdict(row) for row in result.rows], **result.values}
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with new_folder(out, overwrite=overwrite, inputs=(model, data)) as tmp:
+        if not data.is_dir():
+            raise SynthscapeError(f"--data {data} is not a data set folder (files + labels.csv)")
+        start = time.perf_counter()
+        sampler = synthscape.load(model)
+        domain = get_domain(sampler.domain)
+        images, conditions = real_arrays(domain, data, sampler.domain_meta)
+        result = evaluate(sampler, images, conditions, domain.spatial_dims, holdout=holdout, seed=seed,
+                          settings=EvaluationSettings(**settings))
+        metrics = {"model": str(model), "data": str(data), "domain": domain.name, "seed": seed, "holdout": holdout,
+                   "seconds": round(time.perf_counter() - start, 1), "headline": headline(result.values, domain),
+                   "rows": [asdict(row) for row in result.rows], **result.values}
         write_text(tmp / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
         write_html(tmp, result, metrics, model, domain)
-    log.info("evaluated %s in %.0f s: %s -> %s", model, metrics["seconds"], headline, out / "report.html")
+    log.info("evaluated %s in %.0f s: %s -> %s", model, metrics["seconds"], metrics["headline"], out / "report.html")
     return metrics
 
 
+def headline(values: dict, domain) -> str:
+    """The one line a person reads first: label fidelity of the first attribute and diversity."""
+    fidelity = values["label_fidelity"][domain.schema.names[0]]
+    return f"{domain.schema.names[0]} label fidelity {fidelity:.2f}, diversity {values['diversity']['ratio']:.2f} of real"
+
+
 def write_html(out: Path, result, metrics: dict, model: Path, domain) -> Path:
+    """report.html in ``out``: the metrics table, then the pictures a person checks it against."""
     from synthscape.core.evaluation.distances import histograms
     from synthscape.core.files.grids import grid
     from synthscape.core.evaluation.report import Figure, Histogram, Report, condition_grid, curves_from_metrics_csv, slice_montage, write_report
@@ -98,5 +100,6 @@ def write_html(out: Path, result, metrics: dict, model: Path, domain) -> Path:
 
 
 def _retitle(figure, side: str):
+    """``figure`` with its title prefixed by the side it shows (generated or real)."""
     figure.title = f"{side}: {figure.title}"
     return figure
