@@ -17,8 +17,8 @@ import platform
 import statistics
 import tempfile
 import time
-from functools import partial
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np

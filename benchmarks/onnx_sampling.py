@@ -26,10 +26,10 @@ from interleaved import summarise, time_interleaved
 
 from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.networks.artifacts import load_run, save_generator
-from synthscape.core.schema.conditions import ConditionPrior
-from synthscape.core.schema.config import ArtifactConfig, default_network
 from synthscape.core.networks.nets import ConditionalGenerator
 from synthscape.core.sampling.sampler import plan
+from synthscape.core.schema.conditions import ConditionPrior
+from synthscape.core.schema.config import ArtifactConfig, default_network
 from synthscape.domains import get_domain
 from synthscape.exports.onnx_export import FOLDED_DIMS, export_onnx
 from synthscape.exports.runtime import OnnxSampler

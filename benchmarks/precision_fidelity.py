@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 import synthscape
-from synthscape.core.evaluation.suite import Generated, split
 from synthscape.core.evaluation.label_classifier import train_label_classifier
+from synthscape.core.evaluation.suite import Generated, split
 from synthscape.domains import get_domain
 from synthscape.evaluate import real_arrays
 from synthscape.exports.onnx_export import export_onnx

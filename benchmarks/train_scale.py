@@ -26,10 +26,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.networks.artifacts import TorchSampler
-from synthscape.core.schema.config import ArtifactConfig, TrainConfig, default_network
-from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
-from synthscape.core.training.gan import GAN
 from synthscape.core.networks.nets import ConditionalGenerator
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
+from synthscape.core.schema.config import ArtifactConfig, TrainConfig, default_network
+from synthscape.core.training.gan import GAN
 from synthscape.core.training.loop import autocast_for, memory_format
 from synthscape.core.training.vae import VAE
 

@@ -17,8 +17,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.schema.conditions import ConditionSchema
 
 log = logging.getLogger("synthscape")
 ENTRY_POINT_GROUP = "synthscape.domains"

@@ -8,9 +8,9 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.files.atomic import atomic_path
+from synthscape.core.schema.conditions import ConditionSchema
 
 LABELS = "labels.csv"
 

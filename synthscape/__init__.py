@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling.sampler import Sampler, Samples
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 
 __version__ = "0.1.0"
 __all__ = ["ConditionPrior", "ConditionSchema", "Sampler", "Samples", "SyntheticDataset", "SynthscapeError", "load",

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synthscape.core.allocator import keep_freed_memory
-from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling.orders import read_plan
 from synthscape.core.sampling.shards import Shard, torchrun_environment, torchrun_shard
+from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.domains import available_domains, get_domain
 from synthscape.services import GEOMETRY, export_run, sample_order, simulate_data, train_run
 

@@ -69,8 +69,16 @@ def headline(values: dict, domain) -> str:
 def write_html(out: Path, result, metrics: dict, model: Path, domain) -> Path:
     """report.html in ``out``: the metrics table, then the pictures a person checks it against."""
     from synthscape.core.evaluation.distances import histograms
+    from synthscape.core.evaluation.report import (
+        Figure,
+        Histogram,
+        Report,
+        condition_grid,
+        curves_from_metrics_csv,
+        slice_montage,
+        write_report,
+    )
     from synthscape.core.files.grids import grid
-    from synthscape.core.evaluation.report import Figure, Histogram, Report, condition_grid, curves_from_metrics_csv, slice_montage, write_report
 
     sections = []
     generated = condition_grid(result.generated, result.generated_conditions)

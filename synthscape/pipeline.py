@@ -24,7 +24,15 @@ from pathlib import Path
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import write_text
 from synthscape.domains import Domain, get_domain
-from synthscape.pipeline_config import EvaluateStage, ExportStage, Pipeline, SampleStage, SimulateStage, TrainStage, same_outputs
+from synthscape.pipeline_config import (
+    EvaluateStage,
+    ExportStage,
+    Pipeline,
+    SampleStage,
+    SimulateStage,
+    TrainStage,
+    same_outputs,
+)
 from synthscape.services import GEOMETRY, export_run, sample_order, simulate_data, train_run
 
 log = logging.getLogger("synthscape")

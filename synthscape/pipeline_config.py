@@ -154,8 +154,8 @@ def parse_plan(where: str, rows: Any) -> list[tuple[dict[str, str], int]]:
 
 def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
     """Check ``raw`` (from YAML) key by key; ``base`` resolves relative paths."""
-    from synthscape.core.schema.config import TrainConfig
     from synthscape.core.evaluation.suite import EvaluationSettings
+    from synthscape.core.schema.config import TrainConfig
 
     raw = dict(_mapping(source, raw))
     _check_keys(source, raw, {f.name for f in fields(Pipeline)})

@@ -29,9 +29,9 @@ import torch
 from torch.utils.data import Dataset
 
 from synthscape import load  # a run folder (torch) or an .onnx file (onnxruntime)
-from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling.sampler import Sampler, plan
+from synthscape.core.schema.conditions import ConditionSchema
 
 # One condition dict (every item asks for it), a list of (condition dict, weight) pairs, or a
 # dict {"nodule=present,size=large": weight}; None: everything as the training data has it.

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 FOLDERS = {"synthscape": "synthscape", "core": "synthscape.core", "domains": "synthscape.domains",

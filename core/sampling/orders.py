@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.progress import progress as show_progress
 from synthscape.core.sampling.sampler import Sampler, Samples
 from synthscape.core.sampling.shards import Shard
+from synthscape.core.schema.conditions import ConditionSchema
 
 Order = list[tuple[dict[str, str], int]]
 

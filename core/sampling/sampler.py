@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.progress import progress as show_progress
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 
 
 @dataclass

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 
 FORMAT = "synthscape-generator"
 FORMAT_VERSION = 1

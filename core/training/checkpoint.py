@@ -22,8 +22,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.networks.weights import flatten_state, load_modules, read_safetensors
 from synthscape.core.files.atomic import atomic_dir, remove_leftovers, remove_tree, write_json
+from synthscape.core.networks.weights import flatten_state, load_modules, read_safetensors
 
 KEEP = 2
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.schema.conditions import ConditionSchema
 
 
 class ResumableSampler(Sampler[int]):

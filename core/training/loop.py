@@ -19,23 +19,29 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from synthscape.core.allocator import keep_freed_memory
-from synthscape.core.progress import progress as show_progress
-from synthscape.core.networks.artifacts import CONFIG, TorchSampler, save_generator
-from synthscape.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from synthscape.core.errors import SynthscapeError, TrainingDiverged
 from synthscape.core.files.atomic import leftovers, remove_entry, remove_leftovers
+from synthscape.core.files.grids import grid, write_png
+from synthscape.core.networks.artifacts import CONFIG, TorchSampler, save_generator
+from synthscape.core.networks.nets import check_inputs
+from synthscape.core.progress import progress as show_progress
+from synthscape.core.sampling.shards import torchrun_environment
 from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.schema.config import ArtifactConfig, NetworkConfig, TrainConfig, default_network
+from synthscape.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from synthscape.core.training.data import ResumableSampler, dataset_conditions
 from synthscape.core.training.distributed import ProcessGroup
-from synthscape.core.errors import SynthscapeError, TrainingDiverged
 from synthscape.core.training.gan import GAN
-from synthscape.core.files.grids import grid, write_png
 from synthscape.core.training.metrics_log import MetricsLog
-from synthscape.core.networks.nets import check_inputs
 from synthscape.core.training.objective import Objective
-from synthscape.core.training.privacy import (PrivacyPlan, check_private_resume, check_world, plan_privacy, poisson_loader,
-                                     private_settings)
-from synthscape.core.sampling.shards import torchrun_environment
+from synthscape.core.training.privacy import (
+    PrivacyPlan,
+    check_private_resume,
+    check_world,
+    plan_privacy,
+    poisson_loader,
+    private_settings,
+)
 from synthscape.core.training.vae import VAE
 
 log = logging.getLogger("synthscape")

@@ -32,9 +32,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
+from synthscape.core.errors import SynthscapeError
 from synthscape.core.schema.conditions import ConditionPrior
 from synthscape.core.schema.config import NetworkConfig, TrainConfig
-from synthscape.core.errors import SynthscapeError
 
 log = logging.getLogger("synthscape")
 ACCOUNTANT = "rdp"  # Renyi DP (Mironov 2017), Opacus' default: stable for any steps and sample rate

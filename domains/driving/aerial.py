@@ -17,9 +17,22 @@ import cv2
 import numpy as np
 
 from synthscape.domains.driving.aerial_camera import FAR, View
-from synthscape.domains.driving.aerial_objects import (Building, Debris, Lamp, Person, Tree, Vehicle, building_hull,
-                                                       draw_building, draw_debris, draw_lamp, draw_person, draw_tree,
-                                                       draw_vehicle, tree_circle)
+from synthscape.domains.driving.aerial_objects import (
+    Building,
+    Debris,
+    Lamp,
+    Person,
+    Tree,
+    Vehicle,
+    building_hull,
+    draw_building,
+    draw_debris,
+    draw_lamp,
+    draw_person,
+    draw_tree,
+    draw_vehicle,
+    tree_circle,
+)
 from synthscape.domains.driving.aerial_roads import Junction, Road, lay_out_roads
 from synthscape.domains.driving.scene import SEMANTIC_ID, SKY_DEPTH, Canvas, Scene
 from synthscape.domains.driving.schema import SCENARIOS

@@ -19,8 +19,17 @@ import math
 import cv2
 import numpy as np
 
-from synthscape.domains.driving.dashcam_objects import (Camera, cyclist, debris, pedestrian, street_lamp,
-                                                        traffic_light, traffic_sign, tree, vehicle)
+from synthscape.domains.driving.dashcam_objects import (
+    Camera,
+    cyclist,
+    debris,
+    pedestrian,
+    street_lamp,
+    traffic_light,
+    traffic_sign,
+    tree,
+    vehicle,
+)
 from synthscape.domains.driving.dashcam_street import Street, layout
 from synthscape.domains.driving.scene import SEMANTIC_ID, SKY_DEPTH, Canvas, Scene
 from synthscape.domains.driving.schema import SCENARIOS

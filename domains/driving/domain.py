@@ -24,7 +24,6 @@ from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import write_text
 from synthscape.core.files.grids import to_uint8, write_png
 from synthscape.domains.base import read_meta, register
-from synthscape.domains.parallel import parallel_map
 from synthscape.domains.driving.aerial import render_aerial
 from synthscape.domains.driving.dashcam import render_dashcam
 from synthscape.domains.driving.formats import COCO_FILE, coco_document, write_coco, write_yolo_classes, yolo_lines
@@ -32,6 +31,7 @@ from synthscape.domains.driving.scene import Box, Scene
 from synthscape.domains.driving.schema import SCENARIOS, SCHEMA, TIMES, VIEWS, WEATHERS, DrivingMeta
 from synthscape.domains.driving.weather import apply_conditions
 from synthscape.domains.labels import write_labels
+from synthscape.domains.parallel import parallel_map
 
 RENDERERS = {"dashcam": render_dashcam, "aerial": render_aerial}
 FORMATS = ("png",)

@@ -14,12 +14,12 @@ import numpy as np
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.domains.base import read_meta, register
-from synthscape.domains.parallel import parallel_map
 from synthscape.domains.labels import write_labels
 from synthscape.domains.lung_ct.dicom import write_dicom_series
 from synthscape.domains.lung_ct.nifti import write_nifti
 from synthscape.domains.lung_ct.phantom import chest_phantom, default_spacing
 from synthscape.domains.lung_ct.schema import SCHEMA, CTMeta
+from synthscape.domains.parallel import parallel_map
 
 FORMATS = ("nifti", "dicom")
 SYNTHETIC = "SYNTHETIC - synthscape"

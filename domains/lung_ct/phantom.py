@@ -32,11 +32,24 @@ import numpy as np
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.domains.lung_ct.anatomy import (
-    Grid, Segment, gaussian_blur, occupancy, paint_tubes, place_inside, smooth_noise,
+    Grid,
+    Segment,
+    gaussian_blur,
+    occupancy,
+    paint_tubes,
+    place_inside,
+    smooth_noise,
 )
 from synthscape.domains.lung_ct.nodule import paint_nodule
 from synthscape.domains.lung_ct.patient import (
-    Patient, cavity_depth, dome_height, draw_patient, heart_radius, in_lungs, muscle_thickness, skin_depth,
+    Patient,
+    cavity_depth,
+    dome_height,
+    draw_patient,
+    heart_radius,
+    in_lungs,
+    muscle_thickness,
+    skin_depth,
     under_apex,
 )
 from synthscape.domains.lung_ct.schema import SCHEMA, SIZE_MM

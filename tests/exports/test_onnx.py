@@ -12,8 +12,8 @@ import pytest
 
 import synthscape
 from synthscape.cli import main
-from synthscape.core.networks.artifacts import load_run
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.networks.artifacts import load_run
 from synthscape.exports.onnx_export import export_onnx
 from synthscape.exports.precision import BOUNDS
 from synthscape.exports.runtime import execution_providers

@@ -25,8 +25,8 @@ import torch
 from safetensors.torch import load_file
 
 from synthscape.cli import main
-from synthscape.core.training.checkpoint import latest_checkpoint
 from synthscape.core.files.atomic import leftovers
+from synthscape.core.training.checkpoint import latest_checkpoint
 
 SEED = 8
 STEPS = 16

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from synthscape.cli import main
-from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.domains.driving.dataset import DrivingDataset
 from synthscape.domains.driving.schema import SCHEMA as DRIVING
 from synthscape.domains.lung_ct.dataset import FILE_COLUMNS, LungCTDataset

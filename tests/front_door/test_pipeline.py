@@ -3,13 +3,12 @@
 import json
 
 import pytest
+from conftest import REPO
 
 from synthscape.cli import main
 from synthscape.core.errors import SynthscapeError
 from synthscape.pipeline import default_pipeline
 from synthscape.pipeline_config import read_pipeline
-
-from conftest import REPO
 
 EXAMPLES = REPO / "examples"
 TINY = """

@@ -16,11 +16,11 @@ from torch.utils.data import ConcatDataset, DataLoader
 
 import synthscape
 from synthscape.cli import main
+from synthscape.core.errors import SynthscapeError
 from synthscape.core.networks.artifacts import save_generator
+from synthscape.core.networks.nets import ConditionalGenerator
 from synthscape.core.schema.conditions import ConditionPrior
 from synthscape.core.schema.config import ArtifactConfig
-from synthscape.core.errors import SynthscapeError
-from synthscape.core.networks.nets import ConditionalGenerator
 from synthscape.domains import get_domain
 from synthscape.exports.onnx_export import export_onnx
 

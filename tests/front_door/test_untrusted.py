@@ -17,15 +17,13 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
+from conftest import REPO, BlobsDomain
 
 import synthscape
 from synthscape.cli import main
 from synthscape.core.errors import SynthscapeError
 from synthscape.domains.base import register, unregister
 from synthscape.exports.runtime import METADATA_KEY
-
-from conftest import BlobsDomain, REPO
-
 
 PACKAGE_DIRS = ("core", "domains", "exports", "synthscape")
 

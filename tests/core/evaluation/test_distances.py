@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from blobs import Blobs
 
-from synthscape.core.evaluation.distances import frechet_distance, histograms, intensity_histogram_distance, mmd
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.evaluation.distances import frechet_distance, histograms, intensity_histogram_distance, mmd
 
 SHAPES = {"2d-colour": (2, 32, 3), "3d": (3, 16, 1)}
 

@@ -4,8 +4,8 @@ draws one image per label is caught within each condition even though the whole 
 import numpy as np
 import pytest
 
-from synthscape.core.evaluation.diversity import ms_ssim_metric, pairwise_ms_ssim, within_condition_diversity
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.evaluation.diversity import ms_ssim_metric, pairwise_ms_ssim, within_condition_diversity
 
 SHAPES = {"2d-colour": (3, (32, 32)), "3d": (1, (16, 16, 16))}
 

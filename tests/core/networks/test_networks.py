@@ -2,11 +2,16 @@ import pytest
 import torch
 from conftest import tiny_network
 
-from synthscape.core.schema.config import NetworkConfig, TrainConfig
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.training.gan import GAN
 from synthscape.core.networks.blocks import HalvingPool
-from synthscape.core.networks.nets import ConditionalEncoder, ConditionalGenerator, ProjectionDiscriminator, check_inputs
+from synthscape.core.networks.nets import (
+    ConditionalEncoder,
+    ConditionalGenerator,
+    ProjectionDiscriminator,
+    check_inputs,
+)
+from synthscape.core.schema.config import NetworkConfig, TrainConfig
+from synthscape.core.training.gan import GAN
 from synthscape.core.training.vae import VAE
 
 CARDS = [4, 2]

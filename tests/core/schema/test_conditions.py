@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 
 SCHEMA = ConditionSchema({"weather": ["clear", "rain", "fog", "snow"], "time": ["day", "dusk", "night"]})
 

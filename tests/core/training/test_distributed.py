@@ -13,10 +13,10 @@ import pytest
 from safetensors.torch import load_file
 
 from synthscape.cli import main
-from synthscape.core.training.data import ResumableSampler
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling.orders import draw_order, network_calls
 from synthscape.core.sampling.shards import Shard, torchrun_shard
+from synthscape.core.training.data import ResumableSampler
 
 
 def test_shard_parses_and_blocks_tile_the_items():

@@ -15,14 +15,21 @@ from safetensors.torch import load_file
 from torch import nn
 
 from synthscape.cli import main
-from synthscape.core.training.checkpoint import latest_checkpoint
-from synthscape.core.schema.conditions import ConditionPrior
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.training.gan import GAN
 from synthscape.core.networks.nets import ConditionalEncoder, ConditionalGenerator, ProjectionDiscriminator
-from synthscape.core.training.privacy import (ALPHAS, EPSILON_TOLERANCE, PoissonBatches, PrivacyPlan, check_private,
-                                     default_delta, private_settings)
+from synthscape.core.schema.conditions import ConditionPrior
+from synthscape.core.training.checkpoint import latest_checkpoint
+from synthscape.core.training.gan import GAN
 from synthscape.core.training.loop import train
+from synthscape.core.training.privacy import (
+    ALPHAS,
+    EPSILON_TOLERANCE,
+    PoissonBatches,
+    PrivacyPlan,
+    check_private,
+    default_delta,
+    private_settings,
+)
 from synthscape.core.training.vae import VAE
 
 CPU = torch.device("cpu")

@@ -1,9 +1,9 @@
 """The training loop: artifacts, checkpoints, exact resume after a kill, the NaN guard."""
 
 import csv
+import json
 import logging
 import math
-import json
 import os
 import pickle
 import signal
@@ -19,9 +19,9 @@ from blobs import SCHEMA, Blobs
 from conftest import TESTS, tiny_network, tiny_train
 from safetensors.torch import load_file
 
+from synthscape.core.errors import SynthscapeError, TrainingDiverged
 from synthscape.core.networks.artifacts import load_run
 from synthscape.core.training.checkpoint import latest_checkpoint
-from synthscape.core.errors import SynthscapeError, TrainingDiverged
 from synthscape.core.training.loop import train
 
 
