@@ -16,7 +16,7 @@ from pathlib import Path
 
 from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.sampling.orders import read_plan
+from synthscape.core.sampling.orders import Order, read_plan
 from synthscape.core.sampling.shards import Shard, torchrun_environment, torchrun_shard
 from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.domains import available_domains, get_domain
@@ -105,7 +105,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def sample_request(args: argparse.Namespace, schema: ConditionSchema) -> list[tuple[dict[str, str], int]]:
+def sample_request(args: argparse.Namespace, schema: ConditionSchema) -> Order:
     """The order the sample options spell: a --plan, or one condition with a count."""
     if args.plan and (args.condition or args.count is not None):
         raise SynthscapeError("--plan rows carry their own conditions and counts: drop --condition and --count "

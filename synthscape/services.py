@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import new_folder
-from synthscape.core.sampling.orders import draw_order
+from synthscape.core.sampling.orders import Order, draw_order
 from synthscape.core.sampling.sampler import Sampler, Samples
 from synthscape.core.sampling.shards import Shard
 from synthscape.domains import Domain
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("synthscape")
 GEOMETRY = ("size", "spacing")  # the domain options that set a data set's training geometry
-Order = Sequence[tuple[Mapping[str, str], int]]
 
 
 def simulate_data(domain: Domain, out: Path, count: int, seed: int = 0, options: Mapping[str, Any] | None = None,

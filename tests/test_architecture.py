@@ -33,7 +33,7 @@ PACKAGES = {name for name, path in MODULES.items() if path.name == "__init__.py"
 
 
 def package_of(module: str) -> str:
-    return module if module in PACKAGES and MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    return module if module in PACKAGES else module.rpartition(".")[0]
 
 
 def read_map() -> dict[str, dict]:

@@ -85,11 +85,9 @@ def new_folder(path: str | Path, *, overwrite: bool = False, inputs: Iterable[Pa
     user's is replaced unless ``overwrite``), then filled under a temporary name (``atomic_dir``).
 
     Enter it before the long work that fills it, so a bad ``--out`` is refused at once; an error
-    inside leaves no trace, and with ``overwrite`` the old folder stays until the new one is whole."""
-    path = Path(path)
-    check_new_folder(path, overwrite=overwrite, inputs=inputs)
-    if path.is_dir() and not any(path.iterdir()):
-        path.rmdir()  # an empty stand-in (say, made by the caller's shell) is no one's outputs
+    inside leaves no trace (an empty folder the user made stays), and with ``overwrite`` the old
+    folder stays until the new one is whole."""
+    check_new_folder(Path(path), overwrite=overwrite, inputs=inputs)
     with atomic_dir(path, overwrite=overwrite) as tmp:
         yield tmp
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from synthscape.domains.driving.aerial_camera import FAR, Patch, View, box3, hull, shadow_poly
+from synthscape.domains.driving.aerial_camera import Patch, View, box3, hull, shadow_poly
 from synthscape.domains.driving.scene import Canvas
 
-__all__ = ["FAR", "Building", "Debris", "Lamp", "Person", "Tree", "Vehicle", "View", "building_hull", "draw_building",
+__all__ = ["Building", "Debris", "Lamp", "Person", "Tree", "Vehicle", "building_hull", "draw_building",
            "draw_debris", "draw_lamp", "draw_person", "draw_tree", "draw_vehicle", "tree_circle"]
 
 RGB = tuple[int, int, int]

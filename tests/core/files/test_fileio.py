@@ -5,7 +5,8 @@ import stat
 
 import pytest
 
-from synthscape.core.files.atomic import atomic_dir, atomic_path, write_text
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.files.atomic import atomic_dir, atomic_path, new_folder, write_text
 
 
 def mode(path):
@@ -32,3 +33,21 @@ def test_a_failed_write_leaves_neither_file_nor_temporary(tmp_path):
             (folder / "e").write_text("half")
             raise RuntimeError("crash")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_folder_fills_an_empty_folder_and_leaves_it_as_it_was_on_failure(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()  # made by the user's shell before the command
+    with pytest.raises(RuntimeError):
+        with new_folder(out) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("crash while writing")
+    assert out.is_dir() and list(out.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    with new_folder(out) as tmp:
+        (tmp / "whole.txt").write_text("whole")
+    assert [p.name for p in out.iterdir()] == ["whole.txt"]
+    with pytest.raises(SynthscapeError, match="already exists and is not empty; pass --overwrite"):
+        with new_folder(out):
+            pass
+    assert [p.name for p in out.iterdir()] == ["whole.txt"]
