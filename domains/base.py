@@ -7,17 +7,18 @@ no torch; only ``dataset`` does.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import importlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from synthscape.core.errors import SynthscapeError
+from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.schema.conditions import ConditionSchema
 
 log = logging.getLogger("synthscape")
@@ -57,20 +58,33 @@ class Domain(Protocol):
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
               formats: Sequence[str] | str | None = None, *, seed: int | None = None,
               indices: Sequence[int] | None = None, meta: Mapping[str, Any] | None = None) -> list[Path]:
-        """Write generated images in the domain's formats; returns the files written."""
+        """Write generated images in the domain's formats, plus a labels.csv of their rows; returns
+        the files written. Files are named by sample index (``indices``), so the batches of one
+        order written into one folder never collide (``write_samples`` merges their labels.csv)."""
 
 
 def read_meta(meta_type: type[Meta], meta: Mapping[str, Any] | None, domain: str) -> Meta:
     """``meta`` (a dataset's ``.meta``, config.json's ``domain_meta``) as the domain's dataclass.
 
-    A key the dataclass does not declare is refused in one line naming the valid ones; keys left
-    out take the dataclass's defaults."""
-    known = [f.name for f in dataclasses.fields(meta_type)]
-    unknown = sorted(set(meta or {}) - set(known))
+    A key the dataclass does not declare, or a value its own check (``__post_init__``) or
+    constructor refuses, is refused in one line naming the valid keys and, for a ``domain_meta``
+    read from a file (``core.schema.config.DomainMeta``), that file; keys left out take the
+    dataclass's defaults."""
+    where = getattr(meta, "source", None)
+    prefix = f"{where}: {domain} domain_meta" if where else f"{domain} meta"
+    if meta is not None and not isinstance(meta, Mapping):
+        raise SynthscapeError(f"{prefix} must be a mapping of its keys, got {type(meta).__name__}")
+    known = [f.name for f in dataclasses.fields(meta_type) if f.init]
+    unknown = [key for key in meta or {} if key not in known]
     if unknown:
-        raise SynthscapeError(f"{domain} meta has unknown key(s) {', '.join(map(repr, unknown))}; "
+        raise SynthscapeError(f"{prefix} has unknown key(s) {shown(', '.join(map(repr, unknown)))}; "
                               f"valid keys: {', '.join(known)}")
-    return meta_type(**dict(meta or {}))
+    try:
+        return meta_type(**dict(meta or {}))
+    except SynthscapeError as exc:
+        raise SynthscapeError(f"{prefix}: {exc}") from None
+    except (TypeError, ValueError) as exc:  # a plug-in's dataclass without checks of its own
+        raise SynthscapeError(f"{prefix} is malformed: {shown(str(exc), 200)}") from None
 
 
 def register(domain: Domain, *, replace: bool = False) -> Domain:
@@ -120,14 +134,49 @@ def get_domain(name: str) -> Domain:
     return domains[name]
 
 
-def write_samples(domain: Domain, samples: Any, out: Path, formats: Sequence[str] | str | None = None,
-                  meta: dict[str, Any] | None = None, preview: int = 64) -> list[Path]:
-    """Write generated ``samples`` in the domain's formats plus ``preview.png``, a grid of the
-    first ``preview`` of them to look at before opening any file."""
-    from synthscape.core.files.grids import grid, write_png
+@dataclasses.dataclass
+class Written:
+    """What ``write_samples`` wrote: the number of samples and files, and the first and last sample
+    index (None when there were none). Counts, not lists: it stays small for a million samples."""
 
-    files = domain.write(samples.images, samples.conditions, out, formats=formats, seed=samples.seed,
-                         indices=samples.indices.tolist(), meta=meta)
-    if len(samples):
-        files.append(write_png(out / "preview.png", grid(samples.images[:preview])))
-    return files
+    samples: int = 0
+    files: int = 0
+    first: int | None = None
+    last: int | None = None
+
+
+def write_samples(domain: Domain, batches: Iterable[Any], out: Path, formats: Sequence[str] | str | None = None,
+                  meta: dict[str, Any] | None = None, preview: int = 64) -> Written:
+    """Write generated ``batches`` in the domain's formats, one at a time, plus ``preview.png``, a grid
+    of the first ``preview`` samples to look at before opening any file.
+
+    ``batches`` are ``core.sampling.sampler.Samples`` (``orders.draw_batches`` yields one per network
+    call): each is written and dropped before the next is drawn, so memory stays flat in the count.
+    ``domain.write`` writes a complete folder, files plus a labels.csv of its own rows; the rows of
+    each call are read back and the folder's labels.csv is rewritten with all of them at the end."""
+    from synthscape.core.files.grids import grid, write_png
+    from synthscape.domains.labels import LABELS, write_labels
+
+    written, rows, header, shown_images = Written(), [], None, []
+    for batch in batches:
+        files = domain.write(batch.images, batch.conditions, out, formats=formats, seed=batch.seed,
+                             indices=batch.indices.tolist(), meta=meta)
+        with (out / LABELS).open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            rows += list(reader)
+            header = header or reader.fieldnames
+        written.files += sum(Path(f).name != LABELS for f in files)
+        if len(batch):
+            written.samples += len(batch)
+            written.first = int(batch.indices[0]) if written.first is None else written.first
+            written.last = int(batch.indices[-1])
+        if sum(map(len, shown_images)) < preview:
+            shown_images.append(batch.images[: preview - sum(map(len, shown_images))].copy())
+    if header is not None:
+        extras = [c for c in header if c not in ("path", *domain.schema.names)]
+        write_labels(out, rows, domain.schema, extras=extras)
+        written.files += 1
+    if written.samples:
+        write_png(out / "preview.png", grid(np.concatenate(shown_images)))
+        written.files += 1
+    return written

@@ -29,10 +29,16 @@ def write_labels(folder: Path, rows: Sequence[Mapping[str, object]], schema: Con
     return folder / LABELS
 
 
-def read_labels(folder: Path, schema: ConditionSchema, file_columns: Iterable[str] = ("path",)) -> list[dict[str, str]]:
+def read_labels(folder: Path, schema: ConditionSchema, file_columns: Iterable[str] = ("path",),
+                allow_outside_paths: bool = False) -> list[dict[str, str]]:
     """Read and check ``folder/labels.csv``: every attribute column present, every value valid,
     every file named in ``file_columns`` present. Paths stay relative to ``folder``. UTF-8, with or
-    without the byte-order mark spreadsheet programs put first."""
+    without the byte-order mark spreadsheet programs put first.
+
+    A file column may not leave ``folder`` (``inside``): no absolute path, no ``..``, no symbolic
+    link leading out, nor one among the files of a folder it names (a DICOM series), so that a
+    shared data folder cannot pull any file of this machine into a model and its report. With
+    ``allow_outside_paths`` (for scans kept elsewhere) names are joined to ``folder`` unchecked."""
     path = Path(folder) / LABELS
     if not path.is_file():
         raise SynthscapeError(f"{path} not found: a data set folder holds its files plus labels.csv")
@@ -64,9 +70,50 @@ def read_labels(folder: Path, schema: ConditionSchema, file_columns: Iterable[st
             raise SynthscapeError(f"{path} line {line}: {shown(row['path'])} is listed twice")
         seen.add(row["path"])
         for column in file_columns:
-            if row.get(column) and not _exists(Path(folder), row[column], f"{path} line {line}: {column}"):
-                raise SynthscapeError(f"{path} line {line}: {column} {shown(row[column])} does not exist in {folder}")
+            if row.get(column):
+                _check_file(Path(folder), row[column], f"{path} line {line}: {column}", allow_outside_paths)
     return rows
+
+
+def _check_file(folder: Path, name: str, where: str, allow_outside_paths: bool) -> None:
+    """``folder/name`` exists and, unless ``allow_outside_paths``, neither it nor a file directly
+    in it (when it is a folder: a DICOM series, read file by file) leaves ``folder``."""
+    if not allow_outside_paths:
+        inside(folder, name, where)
+    if not _exists(folder, name, where):
+        raise SynthscapeError(f"{where} {shown(name)} does not exist in {folder}")
+    if not allow_outside_paths and (folder / name).is_dir():
+        try:
+            entries = sorted((folder / name).iterdir())
+        except OSError as exc:
+            raise SynthscapeError(f"{where} {shown(name)} is a folder that cannot be listed ({shown(str(exc))})") from None
+        for entry in entries:
+            inside(folder, entry.relative_to(folder), f"{where} {shown(name)}: its file")
+
+
+OUTSIDE_OPTION = "--allow-outside-paths (in a pipeline file: allow_outside_paths: true)"
+
+
+def inside(folder: Path, name: str | Path, where: str) -> Path:
+    """``folder/name``, refused in one line naming ``where`` and ``name`` when it leaves ``folder``:
+    an absolute path, a ``..`` part, or a symbolic link (of the file or a folder above it) that
+    resolves outside ``folder``. The one check of every file a data folder names: labels.csv
+    columns, the files of a DICOM series folder, a COCO JSON's ``file_name``s."""
+    parts = Path(name).parts
+    if Path(name).is_absolute():
+        reason = "is an absolute path"
+    elif ".." in parts:
+        reason = "climbs out with .."
+    else:
+        try:
+            target, root = (folder / name).resolve(), folder.resolve()
+        except (OSError, ValueError, RuntimeError) as exc:  # a NUL, a name too long, a symbolic link loop
+            raise SynthscapeError(f"{where} {shown(repr(str(name)))} is not a usable file name ({shown(str(exc))})") from None
+        if target == root or target.is_relative_to(root):
+            return folder / name
+        reason = "leads out through a symbolic link"
+    raise SynthscapeError(f"{where} {shown(str(name), 240)} {reason}; the files a data folder names must lie inside "
+                          f"{folder} unless you pass {OUTSIDE_OPTION}")
 
 
 def _exists(folder: Path, name: str, where: str) -> bool:

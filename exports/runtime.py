@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthscape.core.errors import SynthscapeError
+from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.sampling.sampler import Sampler
 from synthscape.core.schema.config import ArtifactConfig
 
@@ -44,8 +44,8 @@ def read_metadata(path: Path, text: str) -> dict:
     """The ``synthscape`` metadata entry: the run's config.json as a JSON object."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
-        raise SynthscapeError(f"{path} has '{METADATA_KEY}' metadata that is not JSON ({exc}); re-export it "
+    except (ValueError, RecursionError) as exc:  # RecursionError: lists nested thousands deep
+        raise SynthscapeError(f"{path} has '{METADATA_KEY}' metadata that is not JSON ({shown(str(exc))}); re-export it "
                               "with 'synthscape export'") from None
     if not isinstance(data, dict):
         raise SynthscapeError(f"{path} has '{METADATA_KEY}' metadata that is a JSON {type(data).__name__}, "

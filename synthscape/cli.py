@@ -86,7 +86,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     train_run(get_domain(args.domain), args.data, args.out, model=args.model, config=config,
               geometry=domain_options(args, GEOMETRY), resume=args.resume, device=args.device,
-              resume_overrides=tuple(rates))  # rates given with --resume replace the run's (lower, after a divergence)
+              resume_overrides=tuple(rates),  # rates given with --resume replace the run's (lower, after a divergence)
+              allow_outside_paths=args.allow_outside_paths)
     return 0
 
 
@@ -97,11 +98,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     generator = synthscape.load(args.model, device=args.device)
     order = sample_request(args, generator.schema)
     shard, out = sample_shard(args.shard, args.out)
-    samples, files = sample_order(generator, get_domain(generator.domain), order, out, seed=args.seed,
-                                  start=args.start, batch_size=args.batch_size, formats=args.format, shard=shard,
-                                  overwrite=args.overwrite, inputs=(args.model,))
-    part = f" (shard {shard.index}/{shard.count}: samples {samples.indices.min()}-{samples.indices.max()})" if shard else ""
-    log.info("wrote %d samples (%d files)%s to %s", len(samples), len(files), part, out)
+    written = sample_order(generator, get_domain(generator.domain), order, out, seed=args.seed, start=args.start,
+                           batch_size=args.batch_size, formats=args.format, shard=shard, overwrite=args.overwrite,
+                           inputs=(args.model, *([args.plan] if args.plan else [])))
+    part = f" (shard {shard.index}/{shard.count}: samples {written.first}-{written.last})" if shard else ""
+    log.info("wrote %d samples (%d files)%s to %s", written.samples, written.files, part, out)
     return 0
 
 
@@ -146,7 +147,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from synthscape.evaluate import evaluate_model
 
     evaluate_model(args.model, args.data, args.out, seed=args.seed, holdout=args.holdout,
-                   classifier_steps=args.classifier_steps, utility_steps=args.utility_steps, overwrite=args.overwrite)
+                   classifier_steps=args.classifier_steps, utility_steps=args.utility_steps, overwrite=args.overwrite,
+                   allow_outside_paths=args.allow_outside_paths)
     return 0
 
 
@@ -188,6 +190,14 @@ def add_geometry_options(parser: argparse.ArgumentParser, what: str) -> None:
                         "fits the thorax in the field of view to simulate, the data's own to train)")
 
 
+def add_data_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--data`` and ``--allow-outside-paths``, as train and evaluate spell them."""
+    parser.add_argument("--data", type=Path, required=True, help=what)
+    parser.add_argument("--allow-outside-paths", action="store_true", help="labels.csv may name files outside --data "
+                        "(absolute paths, .., symbolic links leading out); off by default because a shared data "
+                        "folder could otherwise pull any file on this machine into the model and report.html")
+
+
 def add_domains_command(sub: argparse._SubParsersAction) -> None:
     """``synthscape domains``: no options."""
     p = sub.add_parser("domains", help="list domains and their condition schemas")
@@ -219,7 +229,7 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     """``synthscape train``: data, model kind, schedule, learning rates, device, DP-SGD and geometry."""
     p = sub.add_parser("train", help="train a conditional GAN or VAE on a domain's data")
     p.add_argument("domain", help="domain name (see 'synthscape domains')")
-    p.add_argument("--data", type=Path, required=True, help="data set folder (files + labels.csv)")
+    add_data_options(p, "data set folder (files + labels.csv)")
     p.add_argument("--model", choices=("gan", "vae"), required=True, help="model kind")
     p.add_argument("--out", type=Path, required=True, help="run folder: config.json, generator.safetensors, checkpoint/, metrics.csv, samples/")
     p.add_argument("--steps", type=positive_int, default=2000, help="total optimisation steps (default 2000); with --resume, the new total")
@@ -296,7 +306,7 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
     """``synthscape evaluate``: the real data, the held-out share and the evaluation networks' budgets."""
     p = sub.add_parser("evaluate", help="score a generator against real data: metrics.json + report.html")
     p.add_argument("model", type=Path, help="run folder written by 'synthscape train', or a .onnx file")
-    p.add_argument("--data", type=Path, required=True, help="the real data set folder (files + labels.csv) it learnt from")
+    add_data_options(p, "the real data set folder (files + labels.csv) it learnt from")
     p.add_argument("--out", type=Path, required=True, help="new folder for metrics.json and report.html (unless --overwrite)")
     p.add_argument("--holdout", type=float, default=0.25, help="share of the real data held out as the reference (default 0.25)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the split, the samples and the evaluation networks (default 0)")

@@ -19,25 +19,29 @@ import numpy as np
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import new_folder, write_text
 from synthscape.domains import get_domain
+from synthscape.domains.base import read_meta
 from synthscape.services import GEOMETRY
 
 log = logging.getLogger("synthscape")
 
 
-def real_arrays(domain, data: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The whole real data set as arrays, read at the generator's size (and spacing, for CT)."""
+def real_arrays(domain, data: Path, meta: dict, allow_outside_paths: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The whole real data set as arrays, read at the generator's size (and spacing, for CT);
+    ``allow_outside_paths``: labels.csv may name files outside ``data`` (see ``train_run``)."""
     from synthscape.core.training.data import dataset_conditions
 
     geometry = {k: meta[k] for k in GEOMETRY if k in meta}
-    dataset = domain.dataset(data, **geometry)
+    outside = {"allow_outside_paths": True} if allow_outside_paths else {}
+    dataset = domain.dataset(data, **geometry, **outside)
     images = np.stack([np.asarray(dataset[i][0], dtype=np.float32) for i in range(len(dataset))])
     return images, dataset_conditions(dataset, domain.schema)
 
 
 def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: int = 0, holdout: float = 0.25,
-                   overwrite: bool = False, **settings) -> dict:
+                   overwrite: bool = False, allow_outside_paths: bool = False, **settings) -> dict:
     """Evaluate ``model`` (run folder or .onnx) on the real data folder ``data``; write ``out``
-    (replacing an existing one, once the new one is complete, if ``overwrite``)."""
+    (replacing an existing one, once the new one is complete, if ``overwrite``). Files named
+    outside ``data`` are refused unless ``allow_outside_paths``: report.html shows real images."""
     import synthscape
     from synthscape.core.evaluation.suite import EvaluationSettings, evaluate
 
@@ -48,7 +52,8 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
         start = time.perf_counter()
         sampler = synthscape.load(model)
         domain = get_domain(sampler.domain)
-        images, conditions = real_arrays(domain, data, sampler.domain_meta)
+        read_meta(domain.meta_type, sampler.domain_meta, domain.name)  # checked before its size and spacing are used
+        images, conditions = real_arrays(domain, data, sampler.domain_meta, allow_outside_paths)
         result = evaluate(sampler, images, conditions, domain.spatial_dims, holdout=holdout, seed=seed,
                           settings=EvaluationSettings(**settings))
         metrics = {"model": str(model), "data": str(data), "domain": domain.name, "seed": seed, "holdout": holdout,

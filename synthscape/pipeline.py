@@ -23,6 +23,7 @@ from pathlib import Path
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import write_text
+from synthscape.core.files.lock import writer_lock
 from synthscape.domains import Domain, get_domain
 from synthscape.pipeline_config import (
     EvaluateStage,
@@ -83,6 +84,12 @@ class StageLog:
 
 def run_pipeline(out: Path, pipeline: Pipeline, device: str = "auto") -> dict[str, float]:
     """Run every stage not yet done into ``out``; returns seconds per stage (done ones included)."""
+    with writer_lock(out):  # one pipeline per --out: a second 'run' of it stops here instead of racing this one
+        return _run_stages(out, pipeline, device)
+
+
+def _run_stages(out: Path, pipeline: Pipeline, device: str) -> dict[str, float]:
+    """``run_pipeline``'s stages, with the folder locked."""
     domain = get_domain(pipeline.domain)
     stages = StageLog(out, pipeline)
     data = pipeline.data or out / "data"
@@ -116,7 +123,8 @@ def train_stage(domain: Domain, data: Path, run: Path, pipeline: Pipeline, devic
     config = TrainConfig(**{"eval_every": every, "checkpoint_every": every, **stage.options},
                          steps=stage.steps, batch_size=stage.batch_size, seed=pipeline.seed)
     resume = run.exists()
-    train_run(domain, data, run, model=stage.model, config=config, geometry=geometry, resume=resume, device=device)
+    train_run(domain, data, run, model=stage.model, config=config, geometry=geometry, resume=resume, device=device,
+              allow_outside_paths=pipeline.allow_outside_paths)
     return f"{'resumed and ' if resume else ''}trained a {stage.model} for {stage.steps} steps -> {run}"
 
 
@@ -128,8 +136,8 @@ def sample_stage(domain: Domain, run: Path, out: Path, pipeline: Pipeline) -> st
         return f"kept {out}"
     generator = load(run)
     plan = [(generator.schema.validate(c), n) for c, n in pipeline.sample.plan] or [({}, 16)]
-    samples, files = sample_order(generator, domain, plan, out, seed=pipeline.seed, formats=pipeline.sample.formats)
-    return f"sampled {len(samples)} ({len(files)} files) -> {out}"
+    written = sample_order(generator, domain, plan, out, seed=pipeline.seed, formats=pipeline.sample.formats)
+    return f"sampled {written.samples} ({written.files} files) -> {out}"
 
 
 def evaluate_stage(run: Path, data: Path, out: Path, pipeline: Pipeline) -> str:
@@ -139,6 +147,7 @@ def evaluate_stage(run: Path, data: Path, out: Path, pipeline: Pipeline) -> str:
     if (out / "report.html").is_file():
         return f"kept {out}"
     metrics = evaluate_model(run, data, out, seed=pipeline.seed, holdout=pipeline.evaluate.holdout,
+                             allow_outside_paths=pipeline.allow_outside_paths,
                              **pipeline.evaluate.options)
     return f"report -> {out / 'report.html'} ({metrics['headline']})"
 

@@ -3,6 +3,7 @@
     domain: lung-ct
     seed: 0
     simulate: {count: 64, size: 32}          # or  data: path/to/real/data  (a dataset folder)
+    # with data: allow_outside_paths: true   lets its labels.csv name files outside it (off by default)
     train: {model: gan, steps: 300, batch_size: 8}
     sample:
       formats: [nifti, dicom]
@@ -89,6 +90,7 @@ class Pipeline:
     domain: str = "lung-ct"
     seed: int = 0
     data: Path | None = None  # real data instead of simulating
+    allow_outside_paths: bool = False  # data's labels.csv may name files outside it (--allow-outside-paths)
     simulate: SimulateStage = field(default_factory=SimulateStage)
     train: TrainStage = field(default_factory=TrainStage)
     sample: SampleStage = field(default_factory=SampleStage)
@@ -101,9 +103,11 @@ class Pipeline:
 
 
 def same_outputs(stored: str, current: str) -> bool:
-    """Whether two ``to_json`` texts make the same outputs: equal but for the export gate's thresholds."""
+    """Whether two ``to_json`` texts make the same outputs: equal but for the export gate's thresholds
+    and ``allow_outside_paths`` (which admits data, it changes nothing made from it)."""
     def outputs(text: str) -> dict:
         data = json.loads(text)
+        data.pop("allow_outside_paths", None)
         if isinstance(data.get("export"), dict):
             data["export"] = {k: v for k, v in data["export"].items() if k not in GATE}
         return data
@@ -161,6 +165,11 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
     _check_keys(source, raw, {f.name for f in fields(Pipeline)})
     if "data" in raw and "simulate" in raw:
         raise SynthscapeError(f"{source}: give either data (real data) or simulate, not both")
+    if not isinstance(raw.get("allow_outside_paths", False), bool):
+        raise SynthscapeError(f"{source}: allow_outside_paths must be true or false, got {raw['allow_outside_paths']!r}")
+    if raw.get("allow_outside_paths") and not raw.get("data"):
+        raise SynthscapeError(f"{source}: allow_outside_paths is for data (real data whose labels.csv names files "
+                              "outside its folder); a simulated data set has none")
     train_options = {f.name for f in fields(TrainConfig)} - {"steps", "batch_size", "seed"}
     sample = _mapping(f"{source}: sample", raw.get("sample", {}))
     _check_keys(f"{source}: sample", sample, {"plan", "formats"})
@@ -169,6 +178,7 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
         domain=str(raw.get("domain", "lung-ct")),
         seed=int(raw.get("seed", 0)),
         data=(base / raw["data"]) if raw.get("data") else None,
+        allow_outside_paths=bool(raw.get("allow_outside_paths", False)),
         simulate=_stage(f"{source}: simulate", raw.get("simulate", {}), SimulateStage,
                         {"size", "spacing", "view", "workers", "nodule_sizes", "nodule_kinds"}) or SimulateStage(),
         train=_stage(f"{source}: train", raw.get("train", {}), TrainStage, train_options) or TrainStage(),

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import new_folder
-from synthscape.core.sampling.orders import Order, draw_order
-from synthscape.core.sampling.sampler import Sampler, Samples
+from synthscape.core.files.lock import writer_lock
+from synthscape.core.limits import MAX_BATCH, MAX_COUNT, MAX_WORKERS, check_bound, check_voxels
+from synthscape.core.sampling.orders import Order, draw_batches
+from synthscape.core.sampling.sampler import Sampler
 from synthscape.core.sampling.shards import Shard
 from synthscape.domains import Domain
-from synthscape.domains.base import write_samples
+from synthscape.domains.base import Written, read_meta, write_samples
 
 if TYPE_CHECKING:
     from synthscape.core.schema.config import ArtifactConfig, TrainConfig
@@ -31,23 +33,40 @@ GEOMETRY = ("size", "spacing")  # the domain options that set a data set's train
 def simulate_data(domain: Domain, out: Path, count: int, seed: int = 0, options: Mapping[str, Any] | None = None,
                   overwrite: bool = False) -> Path:
     """A labelled data set from ``domain``'s embedded simulator, in the new folder ``out``."""
+    check_sizes(domain, count=count, options=options or {})
     with new_folder(out, overwrite=overwrite) as tmp:
         domain.simulate(tmp, count=count, seed=seed, **dict(options or {}))
     return out
 
 
+def check_sizes(domain: Domain, count: int | None = None, options: Mapping[str, Any] | None = None) -> None:
+    """Refuse an absurd ``--count``, ``--size`` or ``--workers`` in one line, before any work or memory."""
+    options = options or {}
+    if count is not None:
+        check_bound(count, "--count", MAX_COUNT)
+    if options.get("size") is not None:
+        sizes = options["size"] if isinstance(options["size"], (list, tuple)) else [options["size"]] * domain.spatial_dims
+        check_voxels(sizes, "--size", "asks for")
+    if options.get("workers") is not None:
+        check_bound(options["workers"], "--workers", MAX_WORKERS)
+
+
 def train_run(domain: Domain, data: Path, run: Path, *, model: str, config: TrainConfig,
               geometry: Mapping[str, Any] | None = None, resume: bool = False, device: str = "auto",
-              resume_overrides: Iterable[str] = ()) -> ArtifactConfig:
+              resume_overrides: Iterable[str] = (), allow_outside_paths: bool = False) -> ArtifactConfig:
     """Train a ``model`` (gan or vae) on the data set folder ``data`` into the run folder ``run``.
 
     ``geometry`` (size, spacing) reads the data at that size; none: the data's own. The data set's
-    ``meta`` travels into config.json, so samples are written back as the data was."""
+    ``meta`` travels into config.json, so samples are written back as the data was.
+    ``allow_outside_paths`` lets labels.csv name files outside ``data`` (passed to the domain only
+    when set, so a domain without the option still trains on its own folder)."""
     from synthscape.core.training.loop import train
 
     if not Path(data).is_dir():
         raise SynthscapeError(f"--data {data} is not a folder")
-    dataset = domain.dataset(Path(data), **dict(geometry or {}))
+    check_sizes(domain, options=geometry)
+    outside = {"allow_outside_paths": True} if allow_outside_paths else {}
+    dataset = domain.dataset(Path(data), **dict(geometry or {}), **outside)
     return train(dataset, run, model=model, schema=domain.schema, domain=domain.name, config=config,
                  domain_meta=getattr(dataset, "meta", {}), resume=resume, device=device,
                  resume_overrides=resume_overrides)
@@ -55,14 +74,18 @@ def train_run(domain: Domain, data: Path, run: Path, *, model: str, config: Trai
 
 def sample_order(generator: Sampler, domain: Domain, order: Order, out: Path, *, seed: int = 0, start: int = 0,
                  batch_size: int = 16, formats: Sequence[str] | None = None, shard: Shard | None = None,
-                 overwrite: bool = False, inputs: Iterable[Path] = ()) -> tuple[Samples, list[Path]]:
+                 overwrite: bool = False, inputs: Iterable[Path] = ()) -> Written:
     """Draw every ``(condition, count)`` row of ``order`` (or ``shard``'s part of it) and write them
-    in the domain's formats, with ``preview.png``, to the new folder ``out``."""
+    in the domain's formats, with ``preview.png``, to the new folder ``out``: one batch at a time,
+    drawn, written and dropped, so memory stays flat however many are ordered."""
+    total = sum(count for _, count in order)
+    check_bound(total, "the number of samples ordered", MAX_COUNT)
+    check_bound(batch_size, "--batch-size", MAX_BATCH)
+    read_meta(domain.meta_type, generator.domain_meta, domain.name)  # before drawing anything, not at the first write
     with new_folder(out, overwrite=overwrite, inputs=inputs) as tmp:
-        samples = draw_order(generator, order, seed=seed, start=start, batch_size=batch_size, progress=True,
-                             shard=shard)
-        files = write_samples(domain, samples, tmp, formats=formats or (), meta=generator.domain_meta)
-    return samples, files
+        batches = draw_batches(generator, order, seed=seed, start=start, batch_size=batch_size, progress=True,
+                               shard=shard)
+        return write_samples(domain, batches, tmp, formats=formats or (), meta=generator.domain_meta)
 
 
 def export_run(run: Path, out: Path, precision: str = "fp32", opset: int = 17, overwrite: bool = False) -> dict:
@@ -71,6 +94,8 @@ def export_run(run: Path, out: Path, precision: str = "fp32", opset: int = 17, o
 
     if out.suffix != ".onnx":
         raise SynthscapeError(f"--out {out} must end in .onnx")
-    if out.exists() and not overwrite:
-        raise SynthscapeError(f"{out} already exists; pass --overwrite to replace it")
-    return export_onnx(run, out, opset=opset, precision=precision)
+    with writer_lock(out):
+        if out.is_dir() or (out.exists() and not overwrite):
+            raise SynthscapeError(f"{out} already exists{' and is a folder' if out.is_dir() else ''}; "
+                                  f"{'choose another --out' if out.is_dir() else 'pass --overwrite to replace it'}")
+        return export_onnx(run, out, opset=opset, precision=precision)

@@ -65,7 +65,7 @@ class BlobsDomain:
         read_meta(BlobsMeta, meta, self.name)
         out.mkdir(parents=True, exist_ok=True)
         files = []
-        for i, image in enumerate(images):
+        for i, image in zip(range(len(images)) if indices is None else indices, images):
             files.append(out / f"{i:05d}.npy")
             np.save(files[-1], image)
         with (out / "labels.csv").open("w", newline="") as handle:

@@ -127,7 +127,7 @@ def check_conditions(conditions: np.ndarray, cardinalities: Sequence[int], count
     conditions = np.asarray(conditions)
     if not np.issubdtype(conditions.dtype, np.integer):
         raise SynthscapeError(f"{what} must be integer value indices, got dtype {conditions.dtype}")
-    schema = ConditionSchema([(f"attribute {i}", [str(v) for v in range(n)]) for i, n in enumerate(cardinalities)])
+    schema = ConditionSchema([(f"attribute_{i}", [str(v) for v in range(n)]) for i, n in enumerate(cardinalities)])
     schema.check_indices(conditions, what=what)
     if len(conditions) != count:
         raise SynthscapeError(f"{what} has {len(conditions)} rows for {count} images")

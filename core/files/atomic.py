@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.files.lock import writer_lock
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -87,9 +88,11 @@ def new_folder(path: str | Path, *, overwrite: bool = False, inputs: Iterable[Pa
     Enter it before the long work that fills it, so a bad ``--out`` is refused at once; an error
     inside leaves no trace (an empty folder the user made stays), and with ``overwrite`` the old
     folder stays until the new one is whole."""
-    check_new_folder(Path(path), overwrite=overwrite, inputs=inputs)
-    with atomic_dir(path, overwrite=overwrite) as tmp:
-        yield tmp
+    check_output_place(Path(path))  # before the lock, whose file goes beside the folder
+    with writer_lock(path):  # a second command aimed at the same --out stops here, before it deletes anything
+        check_new_folder(Path(path), overwrite=overwrite, inputs=inputs)
+        with atomic_dir(path, overwrite=overwrite) as tmp:
+            yield tmp
 
 
 def _replace_dir(new: Path, old: Path) -> None:
@@ -148,16 +151,34 @@ def remove_tree(path: Path) -> None:
 
 def check_new_folder(path: Path, *, overwrite: bool = False, inputs: Iterable[Path] = ()) -> None:
     """Outputs go to a new (or empty) folder: nothing the user made is overwritten unless asked
-    (``--overwrite``), and never a folder holding one of the command's ``inputs``."""
+    (``--overwrite``), never a folder holding one of the command's ``inputs`` or lying inside one,
+    never the current folder (or one holding it), and never through a symbolic link."""
     path = Path(path)
+    check_output_place(path)
     if path.exists() and not path.is_dir():
         raise SynthscapeError(f"{path} already exists and is a file, not a folder; choose another --out")
-    if not path.is_dir() or not any(path.iterdir()):
-        return
-    if not overwrite:
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise SynthscapeError(f"{path} already exists and is not empty; pass --overwrite to replace it, "
                               "or choose another --out")
     for source in inputs:
-        if Path(source).resolve().is_relative_to(path.resolve()):
+        source_at, out_at = Path(source).resolve(), path.resolve()
+        if source_at.is_relative_to(out_at):
             raise SynthscapeError(f"--out {path} holds the input {source}; --overwrite would delete it: "
                                   "choose another --out")
+        if out_at.is_relative_to(source_at):
+            raise SynthscapeError(f"--out {path} lies inside the input {source}, which must stay as it is: "
+                                  "choose a folder outside it")
+
+
+def check_output_place(path: Path) -> None:
+    """Refuse an output that cannot be built beside itself and renamed into place: the current folder
+    or one above it (``--out .``: renaming it would pull the ground from under the command), the root,
+    or a symbolic link (the link would be replaced by a folder, the folder it named left behind)."""
+    path = Path(path)
+    if path.is_symlink():
+        raise SynthscapeError(f"--out {path} is a symbolic link (to {os.readlink(path)}); give the folder it names "
+                              "itself, or a new name")
+    where = path.resolve()
+    if where == Path(where.anchor) or Path.cwd().resolve().is_relative_to(where):
+        raise SynthscapeError(f"--out {path} is the current folder or holds it; name a new folder, e.g. --out "
+                              f"{Path(path, 'out')}")

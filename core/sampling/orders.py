@@ -15,7 +15,8 @@ and a sharded or repeated run makes the same images. numpy only.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,36 +67,48 @@ def _count(text: str, default: int | None, where: str) -> int:
 
 
 def network_calls(order: Sequence[tuple[Mapping[str, str], int]], start: int = 0,
-                  batch_size: int = 16) -> list[tuple[Mapping[str, str], int, int]]:
+                  batch_size: int = 16) -> Iterator[tuple[Mapping[str, str], int, int]]:
     """``(condition, first index, count)`` of every network call that drawing ``order`` makes:
-    each row cut into batches from its own first index, indices running on across the rows."""
+    each row cut into batches from its own first index, indices running on across the rows.
+    Lazy, so an order of millions of samples costs no list of calls."""
     if batch_size < 1:
         raise SynthscapeError(f"batch_size must be at least 1, got {batch_size}")
-    calls = []
     for condition, count in order:
-        calls += [(condition, first, min(batch_size, start + count - first))
-                  for first in range(start, start + count, batch_size)]
+        for first in range(start, start + count, batch_size):
+            yield condition, first, min(batch_size, start + count - first)
         start += count
-    return calls
+
+
+def count_network_calls(order: Sequence[tuple[Mapping[str, str], int]], batch_size: int = 16) -> int:
+    """How many calls ``network_calls`` yields for ``order``, without making them."""
+    return sum(-(-count // batch_size) for _, count in order)
+
+
+def draw_batches(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]], seed: int = 0, start: int = 0,
+                 batch_size: int = 16, progress: bool = False, shard: Shard | None = None) -> Iterator[Samples]:
+    """``order``'s samples one network call at a time, so a caller can write and free each batch
+    (memory stays flat in the count). With ``shard``, only that shard's block of the calls: the
+    same calls, on the same batches, as the whole order makes, so the shards together give the
+    same samples bit for bit."""
+    calls = network_calls(order, start, batch_size)
+    total = count_network_calls(order, batch_size)
+    if total == 0 and shard is None:  # an order of zero samples: one empty batch, so writers still write their index
+        yield sampler.sample(0, seed=seed, start=start)
+        return
+    if shard is not None:
+        block = shard.block(total)
+        if not block:
+            raise SynthscapeError(f"shard {shard.index}/{shard.count} gets no samples: the order makes only {total} "
+                                  f"network call(s) of batch size {batch_size}; use fewer shards or a smaller batch size")
+        calls, total = itertools.islice(calls, block.start, block.stop), len(block)
+    for condition, first, count in show_progress(calls, desc="sampling", unit="batch", total=total, enabled=progress):
+        yield sampler.sample(count, condition, seed=seed, start=first, batch_size=batch_size)
 
 
 def draw_order(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]], seed: int = 0, start: int = 0,
                batch_size: int = 16, progress: bool = False, shard: Shard | None = None) -> Samples:
-    """Every row's samples, exactly its count, with indices running on from ``start``.
-
-    With ``shard``, only that shard's block of the network calls: the same calls, on the same
-    batches, as the whole order makes, so the shards together give the same samples bit for bit.
-    """
-    calls = network_calls(order, start, batch_size)
-    if shard is not None:
-        total = len(calls)
-        calls = [calls[i] for i in shard.block(total)]
-        if not calls:
-            raise SynthscapeError(f"shard {shard.index}/{shard.count} gets no samples: the order makes only {total} "
-                                  f"network call(s) of batch size {batch_size}; use fewer shards or a smaller batch size")
-    parts = [sampler.sample(count, condition, seed=seed, start=first, batch_size=batch_size)
-             for condition, first, count in show_progress(calls, desc="sampling", unit="batch", enabled=progress)]
-    if not parts:  # an order of zero samples
-        return sampler.sample(0, seed=seed, start=start)
+    """Every row's samples, exactly its count, with indices running on from ``start``, in memory
+    at once (for evaluation; ``draw_batches`` streams them)."""
+    parts = list(draw_batches(sampler, order, seed, start, batch_size, progress, shard))
     return Samples(np.concatenate([p.images for p in parts]), [c for p in parts for c in p.conditions], seed,
                    np.concatenate([p.indices for p in parts]))

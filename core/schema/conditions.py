@@ -13,6 +13,7 @@ numpy only: the torch-free edge runtime uses this module as it is.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,15 +26,30 @@ from synthscape.core.errors import SynthscapeError, shown
 Condition = Mapping[str, str]
 
 
-def _label(text: Any, what: str, forbidden: str = ",") -> str:
-    """An attribute name or value: text (or a number) that survives the CLI spelling
-    ``attribute=value`` and ``SyntheticDataset``'s ``"a=v,b=w"``, so every value can be asked for."""
+# What a schema read from a file (config.json, ONNX metadata, a plug-in domain) may hold. Names and
+# values become file names (a run's ``samples/step-N/ATTRIBUTE=VALUE.png``), labels.csv cells a
+# spreadsheet may open, DICOM text (whose default character set is ASCII) and CLI text
+# (``attribute=value``, ``"a=v,b=w"``). So: ASCII letters and digits, then also ``_ - .``; never a
+# path separator, a space, ``=`` or ``,``; never first a dot (a hidden file, ``..``) or a character a
+# spreadsheet reads as a formula (``= + - @``, tab, CR). ASCII only, not every Unicode letter: one
+# name must be the same bytes on every file system (macOS stores decomposed accents) and must not
+# hide look-alike letters or direction marks in a file name or a labels.csv cell.
+NAME_MAX = 64  # characters: longer than any real label, and file names stay far below 255 bytes
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+MAX_ATTRIBUTES = 64  # attributes of one schema: each is a column of every encoded condition
+MAX_VALUES = 1024  # values of one attribute: each is an embedding row, a classifier output and a sample grid
+MAX_COMBINATIONS = 1_000_000  # rows of config.json's condition_counts: one per combination the data showed
+
+
+def checked_name(text: Any, what: str) -> str:
+    """``text`` (text or a whole number) as a name that may become part of a file name or a
+    labels.csv cell (``NAME_RULE``, at most ``NAME_MAX`` characters); else one line naming it."""
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise SynthscapeError(f"{what} must be text, got {shown(repr(text))}")
     text = str(text)
-    if not text or text != text.strip() or not text.isprintable() or any(c in text for c in forbidden):
-        raise SynthscapeError(f"{what} must be non-empty printable text without surrounding spaces or "
-                              f"{' or '.join(repr(c) for c in forbidden)}, got {shown(repr(text))}")
+    if len(text) > NAME_MAX or not NAME_RULE.fullmatch(text):
+        raise SynthscapeError(f"{what} {shown(repr(text))} is not a valid name: 1 to {NAME_MAX} ASCII letters, "
+                              "digits, '_', '-' or '.', starting with a letter or digit (names become file names)")
     return text
 
 
@@ -55,18 +71,23 @@ class ConditionSchema:
 
     def __init__(self, attributes: Mapping[str, Sequence[str]] | Sequence[tuple[str, Sequence[str]]]):
         items = _pairs(attributes)
-        if not items:
-            raise SynthscapeError("a condition schema needs at least one attribute")
+        if not items or len(items) > MAX_ATTRIBUTES:
+            raise SynthscapeError(f"a condition schema needs 1 to {MAX_ATTRIBUTES} attributes, got {len(items):,}")
         normalised = []
         for name, values in items:
+            name = checked_name(name, "an attribute name")
             if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-                raise SynthscapeError(f"attribute {shown(repr(name))} needs a list of values, got {shown(repr(values))}")
-            values = tuple(_label(v, f"a value of attribute {shown(repr(name))}") for v in values)
-            if not values or len(set(values)) != len(values):
-                raise SynthscapeError(f"attribute {shown(repr(name))} needs distinct values, got {shown(list(values))}")
-            normalised.append((_label(name, "an attribute name", forbidden="=,"), values))
-        if len({n for n, _ in normalised}) != len(normalised):
-            raise SynthscapeError(f"attribute names repeat in {shown([n for n, _ in normalised])}")
+                raise SynthscapeError(f"attribute {name!r} needs a list of values, got {shown(repr(values))}")
+            if len(values) > MAX_VALUES:
+                raise SynthscapeError(f"attribute {name!r} has {len(values):,} values, more than the limit of {MAX_VALUES:,}")
+            values = tuple(checked_name(v, f"a value of attribute {name!r}") for v in values)
+            if not values or len({v.lower() for v in values}) != len(values):
+                raise SynthscapeError(f"attribute {name!r} needs distinct values (also ignoring case: they name files), "
+                                      f"got {shown(list(values))}")
+            normalised.append((name, values))
+        if len({n.lower() for n, _ in normalised}) != len(normalised):
+            raise SynthscapeError(f"attribute names repeat (also ignoring case: they name files) in "
+                                  f"{shown([n for n, _ in normalised])}")
         object.__setattr__(self, "attributes", tuple(normalised))
 
     # -- structure -------------------------------------------------------------------------
@@ -229,10 +250,36 @@ class ConditionPrior:
 
     @classmethod
     def from_list(cls, schema: ConditionSchema, data: Sequence[Sequence[Any]]) -> ConditionPrior:
-        """Read config.json's ``condition_counts`` back, refusing an empty list or an index outside
-        the schema."""
-        counts = {tuple(int(v) for v in combo): int(count) for combo, count in data}
-        if not counts:
-            raise SynthscapeError("condition_counts in config.json is empty")
-        schema.check_indices(np.array(list(counts), dtype=np.int64), what="condition_counts")
+        """Read config.json's ``condition_counts`` back: 1 to ``MAX_COMBINATIONS`` rows
+        ``[[value indices], count]``, each combination once, with a positive whole count."""
+        if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Sequence):
+            raise SynthscapeError(f"condition_counts must be a list of [[value indices], count] rows, got {shown(repr(data))}")
+        if not data or len(data) > MAX_COMBINATIONS:
+            raise SynthscapeError(f"condition_counts needs 1 to {MAX_COMBINATIONS:,} rows, got {len(data):,}")
+        counts: dict[tuple[int, ...], int] = {}
+        for number, row in enumerate(data, start=1):
+            combo, count = _count_row(schema, row, number)
+            if combo in counts:
+                raise SynthscapeError(f"condition_counts row {number} repeats the combination {list(combo)}")
+            counts[combo] = count
         return cls(schema, counts)
+
+
+def _whole(value: Any) -> bool:
+    """Whether ``value`` is a whole number as JSON gives it (not ``true``, not ``1.0``)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _count_row(schema: ConditionSchema, row: Any, number: int) -> tuple[tuple[int, ...], int]:
+    """One ``[[value indices], count]`` row of condition_counts, checked against ``schema``."""
+    expected = f"[[{len(schema)} value indices], count]"
+    if not (isinstance(row, Sequence) and not isinstance(row, (str, bytes)) and len(row) == 2
+            and isinstance(row[0], Sequence) and not isinstance(row[0], (str, bytes))):
+        raise SynthscapeError(f"condition_counts row {number} must be {expected}, got {shown(repr(row))}")
+    combo, count = row
+    if len(combo) != len(schema) or not all(_whole(i) and 0 <= i < n for i, n in zip(combo, schema.cardinalities)):
+        raise SynthscapeError(f"condition_counts row {number} has value indices {shown(repr(combo))}, expected "
+                              f"{len(schema)} whole numbers below {schema.cardinalities} ({', '.join(schema.names)})")
+    if not _whole(count) or not 1 <= count <= 2**53:
+        raise SynthscapeError(f"condition_counts row {number} has count {shown(repr(count))}, expected a whole number of 1 or more")
+    return tuple(combo), count

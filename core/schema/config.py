@@ -11,15 +11,65 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
-from synthscape.core.errors import SynthscapeError
-from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
+from synthscape.core.errors import SynthscapeError, shown
+from synthscape.core.limits import MAX_BATCH, MAX_WORKERS, check_voxels
+from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema, checked_name
 
 FORMAT = "synthscape-generator"
 FORMAT_VERSION = 1
 MODEL_KINDS = ("gan", "vae")
+
+# Bounds on every number of config.json (and of the same config in ONNX metadata), checked before
+# anything is built from it: each far above what a real run uses (a 512^3 lung-ct generator from
+# default_network has widths <= 128, latent 64 and ~0.75e9 weights with its encoder, a 2D one
+# ~0.1e9), far below what would exhaust a machine. image_size is bounded by core.limits.check_voxels.
+MAX_WIDTH = 4096  # channels of one network stage; also latent_dim, embed_dim and norm_groups
+MAX_CHANNELS = 64  # image channels: 1 for CT, 3 for RGB
+MAX_STAGES = 12  # widths per network: 11 resampling stages, a start grid 2048x smaller than the image
+MAX_WEIGHTS = 2**32  # generator + critic/encoder weights (estimate): 16 GiB as float32, 64 with Adam's state
+MAX_FEATURES = 2**32  # elements of one sample's largest feature map (estimate): 16 GiB as float32
+MAX_STEPS = 10**9  # steps, step, the *_every periods, kl_warmup_steps
+MAX_GRID = 256  # samples_per_grid: images in one sample grid, drawn once per condition value
+MAX_SEED = 2**63 - 1  # numpy and torch take seeds up to 2^64; noise streams add to it
+MAX_DOMAIN_META = 32  # keys of domain_meta; each value a number, short text or a list of up to 16 of them
+MAX_TEXT = 1024  # characters of a text value in domain_meta, and of the domain name
+
+
+def whole(value: Any, name: str, low: int, high: int) -> int:
+    """``value`` if it is a whole number (not ``true``, not ``1.5``, not text) in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
+        raise SynthscapeError(f"{name} must be a whole number from {low:,} to {high:,}, got {shown(repr(value))}")
+    return int(value)
+
+
+def number(value: Any, name: str, low: float, high: float, *, above_low: bool = False, below_high: bool = False) -> float:
+    """``value`` if it is a finite number (not ``true``, not text) in ``low..high`` (``above_low``,
+    ``below_high``: excluding that end)."""
+    ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+    if not (ok and (low < value if above_low else low <= value) and (value < high if below_high else value <= high)):
+        span = f"{'(' if above_low else '['}{low:g}, {high:g}{')' if below_high else ']'}"
+        raise SynthscapeError(f"{name} must be a finite number in {span}, got {shown(repr(value))}")
+    return float(value)
+
+
+def whole_list(value: Any, name: str, low: int, high: int, length: tuple[int, int]) -> tuple[int, ...]:
+    """A list of ``length[0]..length[1]`` whole numbers, each in ``low..high``."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence) or not length[0] <= len(value) <= length[1]:
+        count = length[0] if length[0] == length[1] else f"{length[0]} to {length[1]}"
+        raise SynthscapeError(f"{name} must be a list of {count} whole numbers, got {shown(repr(value))}")
+    return tuple(whole(v, f"each entry of {name}", low, high) for v in value)
+
+
+def flag(value: Any, name: str) -> bool:
+    """``value`` if it is ``true`` or ``false`` (not 0, 1 or text)."""
+    if not isinstance(value, bool):
+        raise SynthscapeError(f"{name} must be true or false, got {shown(repr(value))}")
+    return value
 
 
 @dataclass
@@ -43,22 +93,42 @@ class NetworkConfig:
     norm_groups: int = 8
 
     def __post_init__(self) -> None:
-        self.image_size = tuple(int(s) for s in self.image_size)
-        self.generator_channels = tuple(int(c) for c in self.generator_channels)
-        self.critic_channels = tuple(int(c) for c in self.critic_channels)
-        if self.spatial_dims not in (2, 3):
-            raise SynthscapeError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
-        if len(self.image_size) != self.spatial_dims:
-            raise SynthscapeError(f"image_size {list(self.image_size)} must have {self.spatial_dims} entries")
-        for name, widths in (("generator_channels", self.generator_channels), ("critic_channels", self.critic_channels)):
-            if len(widths) < 2 or min(widths) < 1:
-                raise SynthscapeError(f"{name} needs at least two positive widths, got {list(widths)}")
+        dims = self.spatial_dims
+        if isinstance(dims, bool) or not isinstance(dims, Integral) or dims not in (2, 3):
+            raise SynthscapeError(f"spatial_dims must be 2 or 3, got {shown(repr(self.spatial_dims))}")
+        self.image_size = whole_list(self.image_size, "image_size", 1, 2**62, (self.spatial_dims, self.spatial_dims))
+        check_voxels(self.image_size, "image_size", "is")
+        self.channels = whole(self.channels, "channels", 1, MAX_CHANNELS)
+        self.latent_dim = whole(self.latent_dim, "latent_dim", 1, MAX_WIDTH)
+        self.embed_dim = whole(self.embed_dim, "embed_dim", 1, MAX_WIDTH)
+        self.norm_groups = whole(self.norm_groups, "norm_groups", 1, MAX_WIDTH)
+        self.conditional, self.spectral_norm = flag(self.conditional, "conditional"), flag(self.spectral_norm, "spectral_norm")
+        for name in ("generator_channels", "critic_channels"):
+            widths = whole_list(getattr(self, name), name, 1, MAX_WIDTH, (2, MAX_STAGES))
+            setattr(self, name, widths)
             factor = 2 ** (len(widths) - 1)
             if any(s % factor or s < factor for s in self.image_size):
                 raise SynthscapeError(
                     f"image_size {list(self.image_size)} must be a multiple of {factor} for {len(widths) - 1} "
                     f"resampling stages ({name}={list(widths)})"
                 )
+        self._check_size()
+
+    def _check_size(self) -> None:
+        """Refuse networks whose weights or largest feature map (estimated from the widths and
+        sizes, the dominant terms of core/networks/nets.py) pass ``MAX_WEIGHTS`` or ``MAX_FEATURES``."""
+        gen, critic, k = self.generator_channels, self.critic_channels, 3 ** self.spatial_dims
+        weights = (self.latent_dim + self.embed_dim) * gen[0] * math.prod(self.start_size)  # the generator's projection
+        weights += sum(k * (a * b + b * b) + a * b for a, b in pairwise(gen))  # its up blocks
+        weights += sum(k * (a * a + a * b) + a * b for a, b in pairwise(critic))  # critic / encoder down blocks
+        weights += critic[-1] * math.prod(self.end_size) * 2 * self.latent_dim  # the encoder's head
+        features = max([w * math.prod(s << i for s in self.start_size) for i, w in enumerate(gen)]
+                       + [w * math.prod(s >> i for s in self.image_size) for i, w in enumerate(critic)])
+        for what, value, bound in (("weights", weights, MAX_WEIGHTS), ("elements in one feature map", features, MAX_FEATURES)):
+            if value > bound:
+                raise SynthscapeError(f"the network of image_size {list(self.image_size)}, latent_dim {self.latent_dim}, "
+                                      f"generator_channels {list(gen)} and critic_channels {list(critic)} would have "
+                                      f"about {value:,} {what}, more than the limit of {bound:,}")
 
     @property
     def start_size(self) -> tuple[int, ...]:
@@ -116,13 +186,24 @@ class TrainConfig:
     dp_max_grad_norm: float = 1.0  # per-sample gradient clip
 
     def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)
-        for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every", "samples_per_grid"):
-            if int(getattr(self, name)) < 1:
-                raise SynthscapeError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name, low, high in (("steps", 1, MAX_STEPS), ("batch_size", 1, MAX_BATCH), ("seed", 0, MAX_SEED),
+                                ("r1_every", 1, MAX_STEPS), ("kl_warmup_steps", 0, MAX_STEPS), ("log_every", 1, MAX_STEPS),
+                                ("eval_every", 1, MAX_STEPS), ("checkpoint_every", 1, MAX_STEPS),
+                                ("samples_per_grid", 1, MAX_GRID), ("num_workers", 0, MAX_WORKERS)):
+            setattr(self, name, whole(getattr(self, name), name, low, high))
+        for name in ("lr_generator", "lr_critic"):
+            setattr(self, name, number(getattr(self, name), name, 0, 1e9, above_low=True))  # nothing to allocate: any finite rate (tests diverge at 1e6)
+        if isinstance(self.betas, (str, bytes, Mapping)) or not isinstance(self.betas, Sequence) or len(self.betas) != 2:
+            raise SynthscapeError(f"betas must be a list of two numbers in [0, 1), got {shown(repr(self.betas))}")
+        self.betas = tuple(number(b, "each of betas", 0, 1, below_high=True) for b in self.betas)
+        self.ema_decay = number(self.ema_decay, "ema_decay", 0, 1)
+        for name in ("r1_gamma", "kl_beta"):
+            setattr(self, name, number(getattr(self, name), name, 0, 1e9))
         for name in ("mode_seeking", "classifier_loss"):  # weights of extra loss terms: 0 is off
-            if not 0 <= float(getattr(self, name)) < float("inf"):
-                raise SynthscapeError(f"{name} must be a weight of 0 or more, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < float("inf"):
+                raise SynthscapeError(f"{name} must be a weight of 0 or more, got {shown(repr(value))}")
+        self.compile = flag(self.compile, "compile")
         self._check_privacy()
 
     @property
@@ -132,17 +213,70 @@ class TrainConfig:
 
     def _check_privacy(self) -> None:
         """Refuse DP settings that have no meaning, before any data is read."""
-        if self.dp_epsilon is not None and not (isinstance(self.dp_epsilon, (int, float)) and 0 < self.dp_epsilon < math.inf):
-            raise SynthscapeError(f"dp_epsilon (--dp-epsilon) must be a positive number, got {self.dp_epsilon!r}")
-        if self.dp_delta is not None and not (isinstance(self.dp_delta, (int, float)) and 0 < self.dp_delta < 1):
-            raise SynthscapeError(f"dp_delta (--dp-delta) must lie strictly between 0 and 1, got {self.dp_delta!r}")
-        if not (isinstance(self.dp_max_grad_norm, (int, float)) and 0 < self.dp_max_grad_norm < math.inf):
-            raise SynthscapeError(f"dp_max_grad_norm (--dp-max-grad-norm) must be a positive number, got {self.dp_max_grad_norm!r}")
+        def real(value: Any) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        if self.dp_epsilon is not None and not (real(self.dp_epsilon) and 0 < self.dp_epsilon < math.inf):
+            raise SynthscapeError(f"dp_epsilon (--dp-epsilon) must be a positive number, got {shown(repr(self.dp_epsilon))}")
+        if self.dp_delta is not None and not (real(self.dp_delta) and 0 < self.dp_delta < 1):
+            raise SynthscapeError(f"dp_delta (--dp-delta) must lie strictly between 0 and 1, got {shown(repr(self.dp_delta))}")
+        if not (real(self.dp_max_grad_norm) and 0 < self.dp_max_grad_norm < math.inf):
+            raise SynthscapeError(f"dp_max_grad_norm (--dp-max-grad-norm) must be a positive number, "
+                                  f"got {shown(repr(self.dp_max_grad_norm))}")
         if self.dp_epsilon is None and self.dp_delta is not None:
             raise SynthscapeError("dp_delta (--dp-delta) was given without dp_epsilon (--dp-epsilon): say which epsilon to train to")
         if self.private and self.compile:
             raise SynthscapeError("differentially private training does not run compiled: Opacus' per-sample gradient "
                                   "hooks do not survive torch.compile; drop --compile or --dp-epsilon")
+
+
+class DomainMeta(dict):
+    """config.json's ``domain_meta``: a plain dict that remembers the file it was read from
+    (``source``), so that the domain's own check of it (``synthscape.domains.base.read_meta``, when
+    samples are written) names that file."""
+
+    def __init__(self, data: Mapping[str, Any] = (), source: str | None = None):
+        super().__init__(data)
+        self.source = source
+
+
+def checked_meta(meta: Any, source: str | None = None) -> DomainMeta:
+    """``domain_meta`` checked as data, whatever the domain: at most ``MAX_DOMAIN_META`` keys that
+    are names (``checked_name``: they become the domain's dataclass fields), each value null, true or
+    false, a finite number, text of up to ``MAX_TEXT`` characters or a flat list of up to 16 of these.
+    The domain's ``meta_type`` checks the rest (``read_meta``)."""
+    if not isinstance(meta, Mapping):
+        raise SynthscapeError(f"domain_meta must be a JSON object, got {type(meta).__name__}")
+    if len(meta) > MAX_DOMAIN_META:
+        raise SynthscapeError(f"domain_meta has {len(meta):,} keys, more than the limit of {MAX_DOMAIN_META}")
+    for key, value in meta.items():
+        key = checked_name(key, "a domain_meta key")
+        items = value if isinstance(value, (list, tuple)) else [value]
+        plain = all(item is None or isinstance(item, bool) or (isinstance(item, str) and len(item) <= MAX_TEXT)
+                    or (isinstance(item, Real) and math.isfinite(item) and abs(item) <= 2**53) for item in items)
+        if not plain or len(items) > 16:
+            raise SynthscapeError(f"domain_meta {key!r} must be a number, text of up to {MAX_TEXT} characters, "
+                                  f"true, false, null or a list of up to 16 of them, got {shown(repr(value))}")
+    return DomainMeta(meta, source if source is not None else getattr(meta, "source", None))
+
+
+def section(data: Mapping[str, Any], name: str, cls: type, required: bool = True) -> Any:
+    """``cls`` (a dataclass) from the JSON object ``data[name]``: a key it does not declare, or one
+    it needs, is refused by name (a ``TypeError``, which ``from_dict`` words as a malformed field)."""
+    if name not in data and required:
+        raise TypeError(f"{name!r} is missing")
+    value = data.get(name, {})
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a JSON object, got {type(value).__name__}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = [key for key in value if key not in known]
+    if unknown:
+        raise TypeError(f"{name} has unknown key(s) {shown(', '.join(map(repr, unknown)))}; valid keys: {', '.join(known)}")
+    needed = [f.name for f in dataclasses.fields(cls)
+              if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in value]
+    if needed:
+        raise TypeError(f"{name} lacks {', '.join(needed)}")
+    return cls(**value)
 
 
 @dataclass
@@ -162,8 +296,12 @@ class ArtifactConfig:
     privacy: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        if self.model not in MODEL_KINDS:
-            raise SynthscapeError(f"model must be one of {', '.join(MODEL_KINDS)}, got {self.model!r}")
+        if not isinstance(self.domain, str) or not 0 < len(self.domain) <= MAX_TEXT:
+            raise SynthscapeError(f"domain must be a domain's name, got {shown(repr(self.domain))}")
+        if not isinstance(self.model, str) or self.model not in MODEL_KINDS:
+            raise SynthscapeError(f"model must be one of {', '.join(MODEL_KINDS)}, got {shown(repr(self.model))}")
+        self.step = whole(self.step, "step", 0, MAX_STEPS)
+        self.domain_meta = checked_meta(self.domain_meta)
         if self.privacy is not None and not isinstance(self.privacy, dict):
             raise SynthscapeError(f"privacy must be a JSON object or absent, got {type(self.privacy).__name__}")
 
@@ -191,31 +329,33 @@ class ArtifactConfig:
         malformed field; every error names ``source`` so the user knows which file is at fault."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
-            raise SynthscapeError(f"{source} is not a synthscape generator config (format={found!r})")
+            raise SynthscapeError(f"{source} is not a synthscape generator config (format={shown(repr(found))})")
         version = data.get("format_version", 0)
         if isinstance(version, bool) or not isinstance(version, int):
-            raise SynthscapeError(f"{source} has format_version {version!r}, expected an integer")
+            raise SynthscapeError(f"{source} has format_version {shown(repr(version))}, expected an integer")
         if version > FORMAT_VERSION:
-            raise SynthscapeError(f"{source} has format_version {version}; this synthscape reads up to {FORMAT_VERSION}")
+            raise SynthscapeError(f"{source} has format_version {shown(version)}; this synthscape reads up to {FORMAT_VERSION}")
         if not isinstance(data.get("domain_meta", {}), Mapping):
             raise SynthscapeError(f"{source} has domain_meta of type {type(data['domain_meta']).__name__}, expected a JSON object")
-        try:
+        try:  # every number is bounded, every name checked, before anything is built from them
             schema = ConditionSchema.from_dict(data["schema"])
             return cls(
                 domain=data["domain"],
                 model=data["model"],
                 schema=schema,
                 prior=ConditionPrior.from_list(schema, data["condition_counts"]),
-                network=NetworkConfig(**data["network"]),
-                train=TrainConfig(**data.get("train", {})),
-                domain_meta=dict(data.get("domain_meta", {})),
-                step=int(data.get("step", 0)),
+                network=section(data, "network", NetworkConfig),
+                train=section(data, "train", TrainConfig, required=False),
+                domain_meta=checked_meta(data.get("domain_meta", {}), source),
+                step=data.get("step", 0),
                 privacy=data.get("privacy"),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise SynthscapeError(f"{source} is missing or has a malformed field: {exc}") from None
+            raise SynthscapeError(f"{source} is missing or has a malformed field: {shown(str(exc), 300)}") from None
         except SynthscapeError as exc:  # a field's own check: say which file it is in
             raise SynthscapeError(f"{source}: {exc}") from None
+        except RecursionError:  # a value nested too deeply even to be quoted
+            raise SynthscapeError(f"{source} has a field nested too deeply") from None
 
     @classmethod
     def read(cls, path: str | Path) -> ArtifactConfig:
@@ -228,4 +368,6 @@ class ArtifactConfig:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SynthscapeError(f"{path} is not valid JSON: {exc}") from None
+        except RecursionError:  # lists nested thousands deep
+            raise SynthscapeError(f"{path} is nested too deeply to be a synthscape generator config") from None
         return cls.from_dict(data, source=str(path))

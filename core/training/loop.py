@@ -22,6 +22,7 @@ from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.errors import SynthscapeError, TrainingDiverged
 from synthscape.core.files.atomic import leftovers, remove_entry, remove_leftovers
 from synthscape.core.files.grids import grid, write_png
+from synthscape.core.files.lock import writer_lock
 from synthscape.core.networks.artifacts import CONFIG, TorchSampler, save_generator
 from synthscape.core.networks.nets import check_inputs
 from synthscape.core.progress import progress as show_progress
@@ -140,7 +141,18 @@ def write_grids(run: Path, step: int, config: ArtifactConfig, sampler: TorchSamp
     for attribute, values in config.schema.attributes:
         for value in values:
             samples = sampler.sample(config.train.samples_per_grid, {attribute: value}, seed=config.train.seed)
-            write_png(folder / f"{attribute}={value}.png", grid(samples.images))
+            write_png(grid_path(folder, attribute, value), grid(samples.images))
+
+
+def grid_path(folder: Path, attribute: str, value: str) -> Path:
+    """``folder/ATTRIBUTE=VALUE.png``, refused unless it is a file directly inside ``folder``: the
+    schema's names are checked where config.json is read (``checked_name``), and this checks again."""
+    from synthscape.core.schema.conditions import checked_name
+
+    path = folder / f"{checked_name(attribute, 'an attribute name')}={checked_name(value, 'a value')}.png"
+    if path.parent != folder or path.resolve().parent != folder.resolve():
+        raise SynthscapeError(f"the sample grid {path} would leave {folder}")
+    return path
 
 
 def finite_or_raise(metrics: dict[str, float], step: int, last_good: int | None, run: Path, art: ArtifactConfig) -> None:
@@ -193,22 +205,26 @@ def train(
     if model not in OBJECTIVES:
         raise SynthscapeError(f"model must be one of {', '.join(OBJECTIVES)}, got {model!r}")
     run = Path(run)
+    env = torchrun_environment() or {"WORLD_SIZE": 1, "RANK": 0}
     if config is not None and config.private:  # before joining a process group that DP would not use
-        check_world((torchrun_environment() or {"WORLD_SIZE": 1})["WORLD_SIZE"])
-    group, device_ = ProcessGroup.start(select_device(device))
-    try:
-        # every rank checks the same inputs, so a refusal is every rank's; nobody writes before it
-        art = prepare_run(run, resume, dataset, schema, model, domain, network, config or TrainConfig(), domain_meta or {},
-                          resume_overrides)
-        if art.privacy is not None:
-            check_world(group.world)
-        over = resume and latest_checkpoint(run) is None  # stopped before its first checkpoint: start over
-        group.barrier()
-        if resume and group.is_main:  # a killed run's temporaries (never a name of the user's), or all of it
-            start_over(run) if over else remove_leftovers(run, RUN_FILES)
-        return _train(dataset, run, art, resume and not over, device_, group, progress and group.is_main, on_checkpoint)
-    finally:
-        group.close()
+        check_world(env["WORLD_SIZE"])
+    # the folder's one writer (rank 0): a second train or --resume of it stops here, before it deletes anything
+    with writer_lock(run) if env["RANK"] == 0 else contextlib.nullcontext():
+        group, device_ = ProcessGroup.start(select_device(device))
+        try:
+            # every rank checks the same inputs, so a refusal is every rank's; nobody writes before it
+            art = prepare_run(run, resume, dataset, schema, model, domain, network, config or TrainConfig(),
+                              domain_meta or {}, resume_overrides)
+            if art.privacy is not None:
+                check_world(group.world)
+            over = resume and latest_checkpoint(run) is None  # stopped before its first checkpoint: start over
+            group.barrier()
+            if resume and group.is_main:  # a killed run's temporaries (never a name of the user's), or all of it
+                start_over(run) if over else remove_leftovers(run, RUN_FILES)
+            return _train(dataset, run, art, resume and not over, device_, group, progress and group.is_main,
+                          on_checkpoint)
+        finally:
+            group.close()
 
 
 def start_over(run: Path) -> None:

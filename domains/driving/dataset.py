@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from synthscape.core.errors import SynthscapeError
 from synthscape.domains.driving.formats import COCO_FILE, read_coco_images
 from synthscape.domains.driving.schema import SCHEMA, DrivingMeta
-from synthscape.domains.labels import LABELS, conditions_of, read_labels, unlisted_files
+from synthscape.domains.labels import LABELS, conditions_of, inside, read_labels, unlisted_files
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 PREVIEW = "preview.png"  # the sample grid beside generated images, not a training image
@@ -52,9 +52,10 @@ def square(image: np.ndarray, size: int) -> np.ndarray:
     return resized[top: top + size, left: left + size]
 
 
-def listed_paths(root: Path, rows: list[dict[str, str]]) -> list[Path]:
+def listed_paths(root: Path, rows: list[dict[str, str]], allow_outside_paths: bool = False) -> list[Path]:
     """labels.csv rows -> image paths, after checking that every image file under ``root`` (and
-    every image of a COCO JSON, when the folder has one) has a row."""
+    every image of a COCO JSON, when the folder has one) has a row; a COCO ``file_name`` leaving
+    ``root`` is refused as labels.csv's are (``inside``), unless ``allow_outside_paths``."""
     paths = [root / row["path"] for row in rows]
     found = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
              and p.parent.name != "masks" and p.name != PREVIEW]
@@ -63,7 +64,10 @@ def listed_paths(root: Path, rows: list[dict[str, str]]) -> list[Path]:
     coco = root / COCO_FILE
     if coco.is_file():
         image_dir = root / "images" if (root / "images").is_dir() else root
-        in_coco = {(image_dir / name).resolve() for name in read_coco_images(coco)}
+        names = read_coco_images(coco)
+        for index, name in enumerate(names if not allow_outside_paths else ()):
+            inside(root, image_dir.relative_to(root) / name, f"{coco} images[{index}].file_name")
+        in_coco = {(image_dir / name).resolve() for name in names}
         for missing in sorted(p for p in in_coco if not p.is_file()):
             raise SynthscapeError(f"{coco} lists {missing.name}, which does not exist in {image_dir}")
         in_labels = {p.resolve() for p in paths}
@@ -78,15 +82,17 @@ class DrivingDataset(Dataset):
     """``(image [3, S, S] in [-1, 1], condition indices [3])`` for every row of labels.csv.
 
     ``progress`` shows a bar while reading, on a terminal only (tqdm's ``disable=None``), so that
-    a log or a captured stderr holds the messages alone."""
+    a log or a captured stderr holds the messages alone. Images outside ``root`` (absolute,
+    ``..``, symbolic links leading out) are refused unless ``allow_outside_paths``."""
 
-    def __init__(self, root: str | Path, size: int | None = None, progress: bool = True):
+    def __init__(self, root: str | Path, size: int | None = None, progress: bool = True,
+                 allow_outside_paths: bool = False):
         root = Path(root)
         self.size = int(size or 64)
         if self.size < 8:
             raise SynthscapeError(f"driving training size must be at least 8 pixels, got {self.size}")
-        rows = read_labels(root, SCHEMA)
-        self.paths = listed_paths(root, rows)
+        rows = read_labels(root, SCHEMA, allow_outside_paths=allow_outside_paths)
+        self.paths = listed_paths(root, rows, allow_outside_paths)
         self.conditions = SCHEMA.encode(conditions_of(rows, SCHEMA))
         self.images = np.empty((len(rows), 3, self.size, self.size), dtype=np.uint8)
         source_size = None

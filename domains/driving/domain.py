@@ -115,13 +115,14 @@ class Driving:
         write_labels(out, rows, SCHEMA, extras=("view", "mask", "yolo", "boxes", "seed", "index"))
         return out
 
-    def dataset(self, path: Path, size: int | None = None, **options: Any):
-        """The training set of an image folder with labels.csv, as ``size`` x ``size`` tensors (needs torch)."""
+    def dataset(self, path: Path, size: int | None = None, allow_outside_paths: bool = False, **options: Any):
+        """The training set of an image folder with labels.csv, as ``size`` x ``size`` tensors (needs torch);
+        images outside ``path`` are refused unless ``allow_outside_paths``."""
         from synthscape.domains.driving.dataset import DrivingDataset
 
         if options:
             raise SynthscapeError(f"driving training does not take {', '.join(options)}; it takes size")
-        return DrivingDataset(path, size=size)
+        return DrivingDataset(path, size=size, allow_outside_paths=allow_outside_paths)
 
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
               formats: Sequence[str] | str | None = None, *, seed: int | None = None,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from synthscape.core.limits import check_voxels
 from synthscape.core.schema.conditions import ConditionSchema
+from synthscape.core.schema.config import whole, whole_list
 
 WEATHERS = ("clear", "rain", "fog", "snow")
 TIMES = ("day", "dusk", "night")
@@ -20,3 +22,9 @@ class DrivingMeta:
 
     size: int | None = None  # pixels per side of the square training images
     source_size: tuple[int, int] | list[int] | None = None  # (height, width) of the data set's first picture
+
+    def __post_init__(self) -> None:
+        if self.size is not None:
+            check_voxels([whole(self.size, "size", 1, 2**62)] * 2, "size", "is")
+        if self.source_size is not None:
+            check_voxels(whole_list(self.source_size, "source_size", 1, 2**62, (2, 2)), "source_size", "is")

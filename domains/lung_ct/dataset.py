@@ -91,14 +91,15 @@ class LungCTDataset(Dataset):
     """``(image [1, X, Y, Z] in [-1, 1], condition indices [3])`` for every row of labels.csv.
 
     ``size`` and ``spacing`` default to those of the first volume, so a simulated data set
-    trains at its own geometry; real data usually wants both set.
+    trains at its own geometry; real data usually wants both set. Files outside ``root``
+    (absolute, ``..``, symbolic links leading out) are refused unless ``allow_outside_paths``.
     """
 
     def __init__(self, root: str | Path, size: int | Sequence[int] | None = None,
                  spacing: float | Sequence[float] | None = None, window: Sequence[float] = HU_WINDOW,
-                 cache_workers: int = 0, progress: bool = True):
+                 cache_workers: int = 0, progress: bool = True, allow_outside_paths: bool = False):
         root = Path(root)
-        rows = read_labels(root, SCHEMA, file_columns=FILE_COLUMNS)
+        rows = read_labels(root, SCHEMA, file_columns=FILE_COLUMNS, allow_outside_paths=allow_outside_paths)
         listed = {row[c] for row in rows for c in FILE_COLUMNS if row.get(c)}
         if stray := unlisted_volumes(root, listed):
             raise SynthscapeError(f"{root / stray[0]} has no row in {root / 'labels.csv'} ({len(stray)} volume(s) unlisted)")

@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.pixels import apply_modality_lut
 
 from synthscape.core.errors import SynthscapeError, shown
+from synthscape.core.limits import check_voxels
 
 log = logging.getLogger(__name__)
 _PYDICOM_LOG = logging.getLogger("pydicom")
@@ -45,8 +47,14 @@ DICOM_ERRORS = (InvalidDicomError, BytesLengthException, ValueError, TypeError, 
 # The header elements read below: decoded (pydicom decodes lazily) where the file is read, so a bad
 # value is an error naming the file there, not an exception from deep inside the geometry code.
 HEADER_KEYWORDS = ("SOPClassUID", "SeriesInstanceUID", "Modality", "SeriesDescription", "Rows", "Columns",
-                   "NumberOfFrames", "SamplesPerPixel", "ImageOrientationPatient", "PixelSpacing",
+                   "NumberOfFrames", "SamplesPerPixel", "BitsAllocated", "ImageOrientationPatient", "PixelSpacing",
                    "ImagePositionPatient", "SliceThickness")
+PIXEL_DATA = 0x7FE00010
+UNDEFINED_LENGTH = 0xFFFFFFFF  # PixelData of this length is encapsulated: compressed fragments
+# The most bytes one byte of encapsulated pixel data decodes to, where the codec bounds it: an RLE
+# Lossless run of 2 bytes makes at most 128 (PS3.5 G.3.1); deflate (Deflated Image Frame Compression)
+# at most 1032. The JPEG family has no such bound: there the voxel cap is the only one.
+DECODE_RATIOS = {pydicom.uid.RLELossless: 64, "1.2.840.10008.1.2.8.1": 1032}
 
 
 def reorient(volume: np.ndarray, affine: np.ndarray, ornt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,6 +288,60 @@ def _pixels(folder: Path, path: Path, shape: tuple[int, int]) -> np.ndarray:
     return hu
 
 
+def _pixel_element(folder: Path, path: Path) -> tuple[str, RawDataElement | None]:
+    """The file's transfer syntax and its PixelData element with the value left unread: pydicom reads
+    the element headers but seeks past every value over 1 KiB (``defer_size``), and walks encapsulated
+    fragments by their item headers, so a lying length costs nothing here."""
+    try:
+        with _quietly(path):
+            ds = pydicom.dcmread(path, defer_size=1024, specific_tags=[PIXEL_DATA])
+            element = ds.get_item(PIXEL_DATA, keep_deferred=True)
+            syntax = ds.get("file_meta", pydicom.Dataset()).get("TransferSyntaxUID")
+    except (*DICOM_ERRORS, EOFError) as exc:
+        raise _unreadable(folder, path, "pixel data unreadable", exc) from None
+    return str(syntax or pydicom.uid.ImplicitVRLittleEndian), element
+
+
+def _check_holds(folder: Path, path: Path, ds: pydicom.Dataset) -> None:
+    """Refuse a file whose PixelData cannot hold the pixels its header ``ds`` declares (Rows x Columns
+    x frames x samples x BitsAllocated): native pixel data must have at least that many bytes, all of
+    them in the file; encapsulated data at most what its codec can decode the rest of the file to
+    (``DECODE_RATIOS``). Run before any pixel is decoded: pydicom allocates the declared frame first."""
+    rows, columns = _int(folder, path, ds, "Rows"), _int(folder, path, ds, "Columns")
+    frames = max(1, _int(folder, path, ds, "NumberOfFrames", 1))
+    samples, bits = _int(folder, path, ds, "SamplesPerPixel", 1), _int(folder, path, ds, "BitsAllocated")
+    needed = -(-rows * columns * frames * samples * bits // 8)
+    pixels = f"{rows}x{columns} pixels x {frames} frame(s) of {samples}x{bits} bits need {needed:,} bytes"
+    syntax, element = _pixel_element(folder, path)
+    if element is None:
+        raise SynthscapeError(f"{folder}: {path.name} pixel data unreadable (no PixelData element, or one cut short)")
+    size = path.stat().st_size
+    if element.length != UNDEFINED_LENGTH:
+        if element.length < needed:
+            raise SynthscapeError(f"{folder}: {path.name} pixel data unreadable: PixelData holds "
+                                  f"{element.length:,} bytes, but its {pixels}")
+        past_end = element.value_tell + element.length - size  # the deflated syntax's tell counts inflated bytes
+        if past_end > 0 and syntax != pydicom.uid.DeflatedExplicitVRLittleEndian:
+            raise SynthscapeError(f"{folder}: {path.name} pixel data unreadable: PixelData declares {element.length:,} "
+                                  f"bytes, {past_end:,} more than the file holds (truncated?)")
+        return
+    ratio, held = DECODE_RATIOS.get(syntax), size - element.value_tell
+    if ratio and needed > ratio * held:
+        raise SynthscapeError(f"{folder}: {path.name} declares more than it holds: its {pixels}, but {held:,} bytes of "
+                              f"{shown(pydicom.uid.UID(syntax).name)} data decode to at most {ratio * held:,}")
+
+
+def _check_sizes(folder: Path, files: list[tuple[Path, pydicom.Dataset]]) -> None:
+    """Before any pixel is decoded: the series' voxels (Rows x Columns x frames x files) against the
+    voxel cap, then each file's PixelData against its header (``_check_holds``)."""
+    path0, ds0 = files[0]
+    frames = max(1, _int(folder, path0, ds0, "NumberOfFrames", 1))
+    shape = (_int(folder, path0, ds0, "Rows"), _int(folder, path0, ds0, "Columns"), frames * len(files))
+    check_voxels(shape, f"{folder}: the series of {len(files)} file(s)")
+    for path, ds in files:
+        _check_holds(folder, path, ds)
+
+
 def read_dicom_series(folder: str | Path, *, series_uid: str | None = None,
                       allow_single_slice: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read the one CT series in ``folder`` as (float32 HU [X, Y, Z], 4x4 affine), both RAS+.
@@ -290,12 +352,15 @@ def read_dicom_series(folder: str | Path, *, series_uid: str | None = None,
     are RescaleSlope * raw + RescaleIntercept (pydicom's modality LUT). A single slice is refused
     unless ``allow_single_slice``, which gives Z = 1 with SliceThickness (else 1 mm) as its spacing.
     Oblique orientation and unequal spacings are kept in the affine, which may then be oblique too.
+    Before any pixel is decoded, the series' size is checked against the voxel cap and each file's
+    PixelData against what its header declares (``_check_sizes``).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise SynthscapeError(f"{folder}: not a folder, expected a folder holding one CT DICOM series")
     files = _pick(folder, _scan(folder), series_uid)
     rowdir, coldir, (row_spacing, col_spacing), ipps = _geometry(folder, files)
+    _check_sizes(folder, files)
     normal = np.cross(rowdir, coldir)
     order = np.argsort(ipps @ normal, kind="stable")
     files, ipps = [files[i] for i in order], ipps[order]

@@ -130,11 +130,12 @@ class LungCT:
         return out
 
     def dataset(self, path: Path, size: int | Sequence[int] | None = None,
-                spacing: float | Sequence[float] | None = None, **options: Any):
-        """Training tensors of a lung-ct folder (``LungCTDataset``), imported late: simulate and write need no torch."""
+                spacing: float | Sequence[float] | None = None, allow_outside_paths: bool = False, **options: Any):
+        """Training tensors of a lung-ct folder (``LungCTDataset``), imported late: simulate and write need no torch.
+        Files outside ``path`` are refused unless ``allow_outside_paths``."""
         from synthscape.domains.lung_ct.dataset import LungCTDataset
 
-        return LungCTDataset(path, size=size, spacing=spacing, **options)
+        return LungCTDataset(path, size=size, spacing=spacing, allow_outside_paths=allow_outside_paths, **options)
 
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
               formats: Sequence[str] | str | None = None, *, seed: int | None = None,

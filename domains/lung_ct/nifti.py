@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 from pathlib import Path
 
 import nibabel as nib
@@ -21,12 +22,18 @@ import numpy as np
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import atomic_path
+from synthscape.core.limits import check_voxels
 
 log = logging.getLogger(__name__)
 
 XFORM_SCANNER = 1
 DTYPES = (np.int16, np.uint8, np.float32)
 _SUFFIXES = (".nii", ".nii.gz")
+# deflate codes a 258-byte match in as little as 2 bits after the first: at most 1032 bytes out per byte in
+DEFLATE_RATIO = 1032
+# a .nii.gz declaring more than this is also inflated once, a chunk at a time, to count what it holds
+COUNT_ABOVE = 64 * 2**20
+_CHUNK = 2**20
 
 
 def _check_affine(affine, where: Path) -> np.ndarray:
@@ -92,11 +99,52 @@ def write_nifti(path: str | Path, volume, affine, dtype=np.int16, *, overwrite: 
     return path
 
 
+def _inflated_size(path: Path, limit: int) -> int:
+    """The bytes the gzip file ``path`` inflates to, counted a chunk at a time, stopping past ``limit``."""
+    total = 0
+    with gzip.open(path, "rb") as stream:
+        while total < limit and (chunk := stream.read(_CHUNK)):
+            total += len(chunk)
+    return total
+
+
+def check_declared(path: Path, img) -> int:
+    """Refuse a NIfTI-1 or -2 image ``img`` (just loaded from ``path``, its data not yet read) whose
+    header declares more voxels than the voxel cap, or more data than the file can hold; returns the
+    bytes it declares. nibabel allocates the whole declared array before it finds the file short.
+
+    The shape is every dimension the header declares (a 4D or 5D one too), the bytes per voxel its data
+    type's, the offset where nibabel will start reading (all three as its data proxy holds them).
+    A ``.nii`` must hold vox_offset + voxels x bytes. A ``.nii.gz`` can inflate to at most 1032 times its
+    size (deflate's largest ratio), which refuses a tiny file declaring a large volume without reading
+    it; one that passes but declares more than 64 MiB is also inflated once, a chunk at a time, and
+    refused if it holds less. Counting every file would double the reading time of every large real
+    scan; the ratio alone would let a 100 KB file make nibabel allocate 100 MB before refusing it. Both
+    together cost one extra pass over large files only and keep a lying file's cost under 64 MiB.
+    """
+    proxy = img.dataobj
+    shape = tuple(int(n) for n in proxy.shape)
+    check_voxels(shape, str(path))
+    dtype = np.dtype(proxy.dtype)
+    end = int(proxy.offset) + math.prod(shape) * dtype.itemsize
+    size = path.stat().st_size
+    declares = f"{path}: header declares {'x'.join(map(str, shape))} {dtype.name} voxels, {end:,} bytes with the header"
+    if not path.name.endswith(".gz"):
+        if end > size:
+            raise SynthscapeError(f"{declares}, but the file holds {size:,} (truncated?)")
+    elif end > DEFLATE_RATIO * size:
+        raise SynthscapeError(f"{declares}, but {size:,} gzip bytes inflate to at most {DEFLATE_RATIO * size:,}")
+    elif end > COUNT_ABOVE and (held := _inflated_size(path, end)) < end:
+        raise SynthscapeError(f"{declares}, but the file inflates to {held:,} (truncated?)")
+    return end
+
+
 def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a 3D NIfTI file as (float32 array [X, Y, Z], 4x4 affine), reoriented to RAS+.
 
     The data are scaled by the header's scl_slope/scl_inter; the affine is nibabel's choice (sform
-    if its code is set, else qform). A 4D file with one volume is read as 3D.
+    if its code is set, else qform). A 4D file with one volume is read as 3D. What the header declares
+    is checked against the voxel cap and the file's size before any data is read (``check_declared``).
     """
     path = Path(path)
     if not path.is_file():
@@ -105,6 +153,7 @@ def read_nifti(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         img = nib.load(str(path))
         if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
             raise SynthscapeError(f"{path}: a {type(img).__name__}, expected a NIfTI-1 or NIfTI-2 file")
+        check_declared(path, img)
         if img.ndim == 4 and img.shape[3] == 1:
             img = img.slicer[..., 0]
         if img.ndim != 3:

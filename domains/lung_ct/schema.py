@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from synthscape.core.errors import SynthscapeError, shown
+from synthscape.core.limits import check_voxels
 from synthscape.core.schema.conditions import ConditionSchema
+from synthscape.core.schema.config import number, whole_list
 
 SCHEMA = ConditionSchema({
     "nodule": ["absent", "present"],
@@ -17,6 +20,10 @@ SIZE_MM = {"small": (3.0, 6.0), "medium": (6.0, 15.0), "large": (15.0, 30.0)}
 
 # HU window mapped to [-1, 1] for training; outputs map back through it.
 HU_WINDOW = (-1024.0, 600.0)
+# What a run's domain_meta may say (config.json comes from other people): far beyond real scans
+MAX_HU = 100_000.0  # |HU| of a window end: real CT spans -1024 to ~30000 (metal)
+SPACING_MM = (0.001, 1000.0)  # mm per voxel: micro-CT to a metre
+ORIENTATIONS = ("RAS",)  # the reader turns every input to RAS and the writer writes RAS
 
 
 @dataclass(frozen=True)
@@ -28,3 +35,22 @@ class CTMeta:
     spacing: tuple[float, float, float] | list[float] | None = None  # mm per voxel (x, y, z); None: fit the thorax
     size: tuple[int, int, int] | list[int] | None = None  # voxels per axis of the training volumes
     orientation: str = "RAS"  # axis directions (the reader turns every input to RAS; the writer writes RAS)
+
+    def __post_init__(self) -> None:
+        low, high = (number(v, "hu_window", -MAX_HU, MAX_HU) for v in _entries(self.hu_window, "hu_window", 2))
+        if not low < high:
+            raise SynthscapeError(f"hu_window must go from a lower to a higher HU, got {shown(repr(self.hu_window))}")
+        if self.spacing is not None:
+            for value in _entries(self.spacing, "spacing", 3):
+                number(value, "spacing (mm per voxel)", *SPACING_MM)
+        if self.size is not None:
+            check_voxels(whole_list(self.size, "size", 1, 2**62, (3, 3)), "size", "is")
+        if self.orientation not in ORIENTATIONS:
+            raise SynthscapeError(f"orientation must be one of {', '.join(ORIENTATIONS)}, got {shown(repr(self.orientation))}")
+
+
+def _entries(value: object, name: str, length: int) -> tuple:
+    """``value`` as a tuple if it is a list of ``length`` entries."""
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        raise SynthscapeError(f"{name} must be a list of {length} numbers, got {shown(repr(value))}")
+    return tuple(value)

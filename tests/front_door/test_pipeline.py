@@ -32,7 +32,7 @@ def test_the_default_pipeline_is_examples_lung_ct_yaml():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("trian: {steps: 3}", "unknown key(s) trian; valid: data, domain, evaluate"),
+    ("trian: {steps: 3}", "unknown key(s) trian; valid: allow_outside_paths, data, domain, evaluate"),
     ("simulate: {cuont: 3}", "simulate: unknown key(s) cuont"),
     ("train: {model: diffusion}", "train.model must be gan or vae"),
     ("data: real/\nsimulate: {count: 3}", "either data (real data) or simulate"),

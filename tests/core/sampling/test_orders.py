@@ -62,7 +62,7 @@ def test_plan_indices_run_on_so_samples_match_single_requests(run, tmp_path):
     assert main(["-q", "sample", str(run), "--count-per-condition", "2", "--condition", "position=c",
                  "--condition", "tint=dim", "--start", "2", "--seed", "5", "--out", str(tmp_path / "s")]) == 0
     planned = [np.load(tmp_path / "p" / f"{i:05d}.npy") for i in (2, 3)]
-    single = [np.load(tmp_path / "s" / f"{i:05d}.npy") for i in (0, 1)]
+    single = [np.load(tmp_path / "s" / f"{i:05d}.npy") for i in (2, 3)]  # files are named by sample index
     for a, b in zip(planned, single):
         np.testing.assert_array_equal(a, b)
 

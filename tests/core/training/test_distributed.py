@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from synthscape.cli import main
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.sampling.orders import draw_order, network_calls
+from synthscape.core.sampling.orders import count_network_calls, draw_order, network_calls
 from synthscape.core.sampling.shards import Shard, torchrun_shard
 from synthscape.core.training.data import ResumableSampler
 
@@ -114,8 +114,9 @@ def test_gradients_are_averaged_across_processes():
 
 def test_network_calls_cut_each_row_into_batches():
     order = [({"a": "x"}, 5), ({"a": "y"}, 3)]
-    assert network_calls(order, start=10, batch_size=2) == [
+    assert list(network_calls(order, start=10, batch_size=2)) == [
         ({"a": "x"}, 10, 2), ({"a": "x"}, 12, 2), ({"a": "x"}, 14, 1), ({"a": "y"}, 15, 2), ({"a": "y"}, 17, 1)]
+    assert count_network_calls(order, batch_size=2) == 5
 
 
 @pytest.fixture(scope="module")
