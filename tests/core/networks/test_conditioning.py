@@ -11,7 +11,7 @@ from conftest import tiny_network, tiny_train
 from synthscape.core.networks.artifacts import load_run
 from synthscape.core.training.loop import train
 
-STEPS = {("gan", 2): 250, ("gan", 3): 300, ("vae", 2): 300, ("vae", 3): 200}  # each reached fidelity >= 0.96 here
+STEPS = {("gan", 2): 250, ("gan", 3): 250, ("vae", 2): 300, ("vae", 3): 200}  # each reached fidelity >= 0.96 here
 R1_EVERY = 16  # the default: the R1 penalty's double backward is a third of a 3D critic step at tiny_train's 4
 
 
