@@ -60,16 +60,17 @@ def train_run(domain: Domain, data: Path, run: Path, *, model: str, config: Trai
     ``meta`` travels into config.json, so samples are written back as the data was.
     ``allow_outside_paths`` lets labels.csv name files outside ``data`` (passed to the domain only
     when set, so a domain without the option still trains on its own folder)."""
-    from synthscape.core.training.loop import train
+    from synthscape.core.training.loop import run_lock, train
 
     if not Path(data).is_dir():
         raise SynthscapeError(f"--data {data} is not a folder")
     check_sizes(domain, options=geometry)
     outside = {"allow_outside_paths": True} if allow_outside_paths else {}
-    dataset = domain.dataset(Path(data), **dict(geometry or {}), **outside)
-    return train(dataset, run, model=model, schema=domain.schema, domain=domain.name, config=config,
-                 domain_meta=getattr(dataset, "meta", {}), resume=resume, device=device,
-                 resume_overrides=resume_overrides)
+    with run_lock(run):  # before reading the data, which can take minutes: a second writer of the run stops at once
+        dataset = domain.dataset(Path(data), **dict(geometry or {}), **outside)
+        return train(dataset, run, model=model, schema=domain.schema, domain=domain.name, config=config,
+                     domain_meta=getattr(dataset, "meta", {}), resume=resume, device=device,
+                     resume_overrides=resume_overrides)
 
 
 def sample_order(generator: Sampler, domain: Domain, order: Order, out: Path, *, seed: int = 0, start: int = 0,

@@ -8,7 +8,7 @@ process dies, however it dies: a SIGKILL leaves at most the small file, never a 
 next writer takes it over and removes it when done).
 
 The lock file holds the holder's pid and command line, so the second writer's one-line error can
-say who is writing. POSIX only (``fcntl``); elsewhere writing goes unlocked, with a debug line.
+say who is writing. POSIX only (``fcntl``); elsewhere writing goes unlocked.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ except ImportError:  # Windows: no flock
     fcntl = None
 
 log = logging.getLogger("synthscape")
+_HELD: set[Path] = set()  # the lock files this process holds: taking one again is a no-op, not a refusal
 
 
 def lock_path(target: str | Path) -> Path:
@@ -44,12 +45,13 @@ def lock_path(target: str | Path) -> Path:
 def writer_lock(target: str | Path) -> Iterator[None]:
     """Hold the exclusive writer lock of ``target`` (a folder or file that need not exist yet).
 
-    A lock held by another process is refused at once, in one line naming it and its holder."""
-    if fcntl is None:
-        log.debug("no fcntl here: %s is written without a lock", target)
+    A lock held by another process is refused at once, in one line naming it and its holder; one
+    this process holds already is simply kept (``train_run`` locks before reading the data, the
+    training loop locks again for callers of the library)."""
+    lock = lock_path(target)
+    if fcntl is None or lock in _HELD:  # no flock here; or this process holds it already (a service, then the loop)
         yield
         return
-    lock = lock_path(target)
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = _acquire(lock, Path(target))
@@ -58,9 +60,11 @@ def writer_lock(target: str | Path) -> Iterator[None]:
                     lock, exc.strerror, target)
         yield
         return
+    _HELD.add(lock)
     try:
         yield
     finally:
+        _HELD.discard(lock)
         with contextlib.suppress(OSError):
             lock.unlink()  # while still holding it: a writer that opened this file sees it gone and retries
         os.close(fd)

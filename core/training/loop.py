@@ -194,22 +194,19 @@ def train(
 ) -> ArtifactConfig:
     """Train a conditional GAN or VAE on ``dataset`` of ``(image in [-1, 1], condition indices)``.
 
-    Writes the run directory (README, "A run folder holds"; docs/core.md) and returns its final config. ``on_checkpoint(step,
-    folder)`` is called after each checkpoint is complete on disk. A resumed run keeps its saved
-    settings but ``config.steps`` and the ``resume_overrides`` (``lr_generator``, ``lr_critic``).
+    Writes the run directory (README, "A run folder holds"; docs/core.md) as its one writer (``run_lock``) and
+    returns its final config. ``on_checkpoint(step, folder)`` is called after each checkpoint is complete on
+    disk. A resumed run keeps its saved settings but ``config.steps`` and the ``resume_overrides``.
 
-    Under ``torchrun`` each process trains a replica on its own slice of the data with
-    ``batch_size`` images per step (the global batch is world size times that), gradients are
-    averaged across processes before every optimizer step, and rank 0 alone writes.
+    Under ``torchrun`` each process trains a replica on its own slice of the data, ``batch_size`` images a
+    step (world size times that in all); gradients are averaged before each optimizer step; rank 0 writes.
     """
     if model not in OBJECTIVES:
         raise SynthscapeError(f"model must be one of {', '.join(OBJECTIVES)}, got {model!r}")
     run = Path(run)
-    env = torchrun_environment() or {"WORLD_SIZE": 1, "RANK": 0}
     if config is not None and config.private:  # before joining a process group that DP would not use
-        check_world(env["WORLD_SIZE"])
-    # the folder's one writer (rank 0): a second train or --resume of it stops here, before it deletes anything
-    with writer_lock(run) if env["RANK"] == 0 else contextlib.nullcontext():
+        check_world((torchrun_environment() or {"WORLD_SIZE": 1})["WORLD_SIZE"])
+    with run_lock(run):  # a second train or --resume of this folder stops here, before it deletes anything
         group, device_ = ProcessGroup.start(select_device(device))
         try:
             # every rank checks the same inputs, so a refusal is every rank's; nobody writes before it
@@ -225,6 +222,11 @@ def train(
                           on_checkpoint)
         finally:
             group.close()
+
+
+def run_lock(run: Path) -> contextlib.AbstractContextManager:
+    """The run folder's writer lock (``core.files.lock``), on rank 0 alone: torchrun's other ranks write nothing."""
+    return writer_lock(run) if (torchrun_environment() or {"RANK": 0})["RANK"] == 0 else contextlib.nullcontext()
 
 
 def start_over(run: Path) -> None:

@@ -104,6 +104,10 @@ def test_train_and_resume_of_a_folder_being_written_are_refused(trained, tmp_pat
             refused(["train", "blobs", "--data", trained["data"], "--model", "gan", "--out", run, "--steps", "2",
                      "--batch-size", "4", *extra], capsys, None, f"(pid {holder.pid}")
         refused(["run", "--out", run], capsys, None, f"(pid {holder.pid}")
+        broken = tmp_path / "broken"  # refused before the data is read: the lock's line, not the data's
+        broken.mkdir()
+        refused(["train", "blobs", "--data", broken, "--model", "gan", "--out", run], capsys, None,
+                f"(pid {holder.pid}")
         assert not run.exists()
     finally:
         holder.kill()
