@@ -76,6 +76,19 @@ class BlobsDomain:
         return [*files, out / "labels.csv"]
 
 
+def train_blobs_run(root: Path, checkpoint_every: int = 2) -> tuple[Path, Path]:
+    """``synthscape simulate blobs`` (8 items) and a GAN trained 2 steps on them through the CLI, under
+    ``root``: the run folder a user would have, in seconds. Returns (data, run). The blobs domain must
+    be registered."""
+    from synthscape.cli import main
+
+    data, run = root / "data", root / "run"
+    assert main(["-q", "simulate", "blobs", "--out", str(data), "--count", "8"]) == 0
+    assert main(["-q", "train", "blobs", "--data", str(data), "--model", "gan", "--out", str(run), "--steps", "2",
+                 "--batch-size", "4", "--checkpoint-every", str(checkpoint_every), "--eval-every", "2"]) == 0
+    return data, run
+
+
 @pytest.fixture
 def blobs_domain():
     domain = register(BlobsDomain(), replace=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BlobsDomain
+from conftest import BlobsDomain, train_blobs_run
 from hostile import refused
 
 import synthscape
@@ -28,11 +28,7 @@ from synthscape.domains.base import register, unregister
 def trained(tmp_path_factory):
     """A tiny blobs GAN run with a checkpoint, and its data."""
     domain = register(BlobsDomain(), replace=True)
-    root = tmp_path_factory.mktemp("outputs")
-    data, run = root / "data", root / "run"
-    assert main(["-q", "simulate", "blobs", "--out", str(data), "--count", "8"]) == 0
-    assert main(["-q", "train", "blobs", "--data", str(data), "--model", "gan", "--out", str(run), "--steps", "2",
-                 "--batch-size", "4", "--checkpoint-every", "2", "--eval-every", "2"]) == 0
+    data, run = train_blobs_run(tmp_path_factory.mktemp("outputs"))
     yield {"data": data, "run": run}
     unregister(domain.name)
 

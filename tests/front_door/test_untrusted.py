@@ -17,7 +17,7 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from conftest import REPO, BlobsDomain
+from conftest import REPO, BlobsDomain, train_blobs_run
 
 import synthscape
 from synthscape.cli import main
@@ -51,10 +51,7 @@ def trained(tmp_path_factory):
     """A tiny blobs GAN run with checkpoints, and its ONNX export."""
     domain = register(BlobsDomain(), replace=True)
     root = tmp_path_factory.mktemp("untrusted")
-    data, run = root / "data", root / "run"
-    assert main(["-q", "simulate", "blobs", "--out", str(data), "--count", "8"]) == 0
-    assert main(["-q", "train", "blobs", "--data", str(data), "--model", "gan", "--out", str(run), "--steps", "2",
-                 "--batch-size", "4", "--checkpoint-every", "1", "--eval-every", "2"]) == 0
+    data, run = train_blobs_run(root, checkpoint_every=1)
     assert main(["-q", "export", str(run), "--out", str(root / "model.onnx")]) == 0
     yield {"data": data, "run": run, "onnx": root / "model.onnx"}
     unregister(domain.name)
