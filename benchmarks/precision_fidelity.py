@@ -40,7 +40,7 @@ def main() -> None:
 
     samplers = {"torch": synthscape.load(args.run)}
     domain = get_domain(samplers["torch"].domain)
-    images, conditions = real_arrays(domain, args.data, samplers["torch"].domain_meta)
+    images, conditions, _ = real_arrays(domain, args.data, samplers["torch"].domain_meta)
     train, held = split(conditions, args.holdout, args.seed)
     classifier = train_label_classifier(images[train], conditions[train], domain.schema.cardinalities,
                                         domain.spatial_dims, steps=args.classifier_steps, seed=args.seed)

@@ -29,8 +29,10 @@ from synthscape.core.networks.artifacts import TorchSampler
 from synthscape.core.networks.nets import ConditionalGenerator
 from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.schema.config import ArtifactConfig, TrainConfig, default_network
+from synthscape.core.schema.labelmap import LabelMapSchema
 from synthscape.core.training.gan import GAN
-from synthscape.core.training.loop import autocast_for, memory_format
+from synthscape.core.training.devices import autocast_for, memory_format
+from synthscape.core.training.layout_runs import layout_network
 from synthscape.core.training.vae import VAE
 
 KINDS = {"gan": GAN, "vae": VAE}
@@ -49,7 +51,11 @@ CASES = [
     ("growth", "gan", 3, 96, 4, False, True), ("growth", "gan", 3, 64, 1, False, True),
     ("growth", "gan", 3, 64, 8, False, True),
     ("sampling", "sample", 3, 64, 16, False, True), ("sampling", "sample", 2, 128, 16, False, True),
+    # layout models (core/networks/layout.py) train on 32^3 crops: beside the class-only GAN at the same size
+    ("layout", "gan-layout", 3, 32, 4, False, True), ("layout", "gan-layout", 3, 32, 8, False, True),
+    ("layout", "gan", 3, 32, 4, False, True),
 ]
+LAYOUT_CLASSES = ("background", "lung", "nodule_solid", "nodule_ground_glass", "nodule_part_solid")
 
 
 def synchronize(device: torch.device) -> None:
@@ -85,15 +91,20 @@ def network_for(dims: int, size: int):
 
 
 def build(kind: str, dims: int, size: int, batch: int, device: torch.device):
+    """The objective, a batch (images, conditions, and for ``*-layout`` kinds label maps) and the network."""
     torch.manual_seed(0)
-    network = network_for(dims, size)
-    objective = KINDS[kind](network, TrainConfig(r1_every=R1_EVERY), CARDINALITIES, device)
+    kind, _, layout_kind = kind.partition("-")
+    labels = LabelMapSchema(LAYOUT_CLASSES) if layout_kind else None
+    network = layout_network(None, (1, *(size,) * dims), labels, size, TrainConfig()) if labels else network_for(dims, size)
+    objective = KINDS[kind](network, TrainConfig(r1_every=R1_EVERY, mode_seeking=0.2 if labels else 0.0),
+                            CARDINALITIES, device)
     layout = memory_format(dims)
     for module in objective.modules.values():
         module.to(memory_format=layout)
     images = (torch.rand(batch, network.channels, *network.image_size, device=device) * 2 - 1).contiguous(memory_format=layout)
     condition = torch.stack([torch.randint(0, n, (batch,), device=device) for n in CARDINALITIES], 1)
-    return objective, images, condition, network
+    maps = torch.randint(0, len(labels), (batch, *network.image_size), device=device) if labels else None
+    return objective, (images, condition, maps), network
 
 
 def plain_steps(count: int) -> list[int]:
@@ -101,11 +112,17 @@ def plain_steps(count: int) -> list[int]:
     return [step for step in range(2, 2 * count + 2) if step % R1_EVERY][:count]
 
 
-def step_flops(objective, images, condition, noise, autocast) -> float:
+def step_flops(objective, batch, noise, autocast) -> float:
     """Model FLOPs of one (non-R1) step."""
     with FlopCounterMode(display=False) as counter:
-        objective.step(images, condition, plain_steps(1)[0], noise, autocast)
+        step(objective, batch, plain_steps(1)[0], noise, autocast)
     return float(counter.get_total_flops())
+
+
+def step(objective, batch, number: int, noise, autocast) -> None:
+    """One training step on ``batch`` (images, conditions, label maps or None)."""
+    images, condition, maps = batch
+    objective.step(images, condition, number, noise, autocast, layout=maps)
 
 
 def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: torch.device, compiled: bool,
@@ -115,21 +132,21 @@ def run_case(kind: str, dims: int, size: int, batch: int, steps: int, device: to
     if malloc:
         keep_freed_memory()
     rss_start = peak_rss_mib()
-    objective, images, condition, network = build(kind, dims, size, batch, device)
+    objective, data, network = build(kind, dims, size, batch, device)
     noise = torch.Generator(device).manual_seed(1)
     autocast = autocast_for(device)
-    flops = step_flops(objective, images, condition, noise, autocast)  # before compiling: the same model FLOPs
+    flops = step_flops(objective, data, noise, autocast)  # before compiling: the same model FLOPs
     if compiled:  # as TrainConfig.compile does
         for name in objective.compiled:
             objective.modules[name].compile()
     start = time.perf_counter()
-    objective.step(images, condition, 2, noise, autocast)  # warm-up (and compilation)
+    step(objective, data, 2, noise, autocast)  # warm-up (and compilation)
     first_step = time.perf_counter() - start
     peak = matmul_flops_per_second(device)
     synchronize(device)
     start = time.perf_counter()
-    for step in plain_steps(steps):
-        objective.step(images, condition, step, noise, autocast)
+    for number in plain_steps(steps):
+        step(objective, data, number, noise, autocast)
     synchronize(device)
     seconds = (time.perf_counter() - start) / steps
     return {
@@ -173,14 +190,14 @@ def profile_case(kind: str, dims: int, size: int, batch: int, device: torch.devi
     from torch.profiler import ProfilerActivity, profile
 
     keep_freed_memory()
-    objective, images, condition, _ = build(kind, dims, size, batch, device)
+    objective, data, _ = build(kind, dims, size, batch, device)
     noise = torch.Generator(device).manual_seed(1)
     autocast = autocast_for(device)
-    objective.step(images, condition, 2, noise, autocast)
+    step(objective, data, 2, noise, autocast)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
-        for step in plain_steps(2):
-            objective.step(images, condition, step, noise, autocast)
+        for number in plain_steps(2):
+            step(objective, data, number, noise, autocast)
     sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
     table = prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=40)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +210,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_scale.json"), help="JSON output path")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per case (default 3)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu (fp32) or cuda (bf16 autocast)")
+    parser.add_argument("--only", metavar="WHAT", help="run only the cases of this group (e.g. layout), into --out")
     parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: run one case in this process, print JSON
     parser.add_argument("--profile", metavar="KIND,DIMS,SIZE,BATCH", help="instead: profile one case (e.g. gan,3,64,4) "
                         "and write its operator table next to --out")
@@ -211,6 +229,8 @@ def main() -> None:
         return
     results = []
     for what, kind, dims, size, batch, compiled, kept in CASES:
+        if args.only and what != args.only:
+            continue
         command = [sys.executable, __file__, "--steps", str(args.steps), "--device", args.device,
                    "--case", f"{kind},{dims},{size},{batch},{int(compiled)},{int(kept)}"]
         done = subprocess.run(command, capture_output=True, text=True, check=True)

@@ -36,6 +36,11 @@ _discovered = False
 class Domain(Protocol):
     """A field's data: its conditions, simulator, reader of real data and writers.
 
+    A domain that supports layout models also has ``labels`` (its ``LabelMapSchema``), a
+    ``draw_layout(condition, size, meta, rng)`` that draws a label map for a condition with its
+    simulator, a ``dataset(..., layout=True)`` whose items carry label maps, and a ``write`` that
+    takes ``layouts=`` and writes them beside the samples (``layout_support`` checks for them).
+
     ``meta_type`` is a dataclass declaring what a data set records about its geometry and
     intensity mapping: the ``meta`` dict its dataset hands to training, stored as config.json's
     ``domain_meta`` and handed back to ``write``, so samples are written as the data was (a CT
@@ -85,6 +90,14 @@ def read_meta(meta_type: type[Meta], meta: Mapping[str, Any] | None, domain: str
         raise SynthscapeError(f"{prefix}: {exc}") from None
     except (TypeError, ValueError) as exc:  # a plug-in's dataclass without checks of its own
         raise SynthscapeError(f"{prefix} is malformed: {shown(str(exc), 200)}") from None
+
+
+def layout_support(domain: Domain) -> Any:
+    """``domain.labels`` if the domain renders layouts (label maps), else one line saying it does not."""
+    if getattr(domain, "labels", None) is None or not hasattr(domain, "draw_layout"):
+        raise SynthscapeError(f"the {domain.name} domain has no label maps yet: layout models (--layout, --layouts) "
+                              "are for domains that declare them (synthscape domains lists them)")
+    return domain.labels
 
 
 def register(domain: Domain, *, replace: bool = False) -> Domain:
@@ -159,8 +172,9 @@ def write_samples(domain: Domain, batches: Iterable[Any], out: Path, formats: Se
 
     written, rows, header, shown_images = Written(), [], None, []
     for batch in batches:
+        layouts = {"layouts": batch.layouts} if getattr(batch, "layouts", None) is not None else {}
         files = domain.write(batch.images, batch.conditions, out, formats=formats, seed=batch.seed,
-                             indices=batch.indices.tolist(), meta=meta)
+                             indices=batch.indices.tolist(), meta=meta, **layouts)
         with (out / LABELS).open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             rows += list(reader)

@@ -75,9 +75,18 @@ class OnnxSampler(Sampler):
         self.schema, self.prior = self.config.schema, self.config.prior
         self.latent_dim = self.config.network.latent_dim
         self.domain, self.domain_meta = self.config.domain, self.config.domain_meta
+        self.label_map = self.config.label_map
 
-    def generate(self, latents: np.ndarray, condition: np.ndarray) -> np.ndarray:
-        """float32 ``[B, Z]`` + int64 ``[B, A]`` -> float32 images, in one onnxruntime call."""
-        (images,) = self.session.run(["image"], {"z": np.ascontiguousarray(latents, dtype=np.float32),
-                                                 "condition": np.ascontiguousarray(condition, dtype=np.int64)})
+    def generate(self, latents: np.ndarray, condition: np.ndarray, layout: np.ndarray | None = None,
+                 noise: np.ndarray | None = None) -> np.ndarray:
+        """float32 ``[B, Z]`` + int64 ``[B, A]`` (+ a layout model's int64 label maps ``[B, *S]`` and
+        float32 noise ``[B, 1, *S]``) -> float32 images, in one onnxruntime call."""
+        feeds = {"z": np.ascontiguousarray(latents, dtype=np.float32),
+                 "condition": np.ascontiguousarray(condition, dtype=np.int64)}
+        if self.label_map is not None:
+            if layout is None or noise is None:
+                raise SynthscapeError("this layout model needs a label map and a noise map beside z and the condition")
+            feeds["layout"] = np.ascontiguousarray(layout, dtype=np.int64)
+            feeds["noise"] = np.ascontiguousarray(noise, dtype=np.float32)
+        (images,) = self.session.run(["image"], feeds)
         return images.astype(np.float32, copy=False)

@@ -16,10 +16,9 @@ from pathlib import Path
 
 from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.sampling.orders import Order, read_plan
-from synthscape.core.sampling.shards import Shard, torchrun_environment, torchrun_shard
-from synthscape.core.schema.conditions import ConditionSchema
+from synthscape.core.sampling.shards import torchrun_environment
 from synthscape.domains import available_domains, get_domain
+from synthscape.sample_options import sample_layouts, sample_request, sample_shard
 from synthscape.services import GEOMETRY, export_run, sample_order, simulate_data, train_run
 
 log = logging.getLogger("synthscape")
@@ -55,6 +54,8 @@ def cmd_domains(args: argparse.Namespace) -> int:
         print(f"{name} ({domain.spatial_dims}D)")
         for line in domain.schema.describe().splitlines():
             print(f"    {line}")
+        if getattr(domain, "labels", None) is not None:
+            print(f"    label map: {', '.join(domain.labels.described())}")
     return 0
 
 
@@ -87,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_run(get_domain(args.domain), args.data, args.out, model=args.model, config=config,
               geometry=domain_options(args, GEOMETRY), resume=args.resume, device=args.device,
               resume_overrides=tuple(rates),  # rates given with --resume replace the run's (lower, after a divergence)
-              allow_outside_paths=args.allow_outside_paths)
+              allow_outside_paths=args.allow_outside_paths, layout=args.layout, crop=args.crop)
     return 0
 
 
@@ -96,41 +97,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
     import synthscape
 
     generator = synthscape.load(args.model, device=args.device)
-    order = sample_request(args, generator.schema)
+    domain = get_domain(generator.domain)
+    order, layouts = sample_layouts(args, generator, domain)
+    order = order or sample_request(args, generator.schema)
     shard, out = sample_shard(args.shard, args.out)
-    written = sample_order(generator, get_domain(generator.domain), order, out, seed=args.seed, start=args.start,
+    written = sample_order(generator, domain, order, out, seed=args.seed, start=args.start,
                            batch_size=args.batch_size, formats=args.format, shard=shard, overwrite=args.overwrite,
-                           inputs=(args.model, *([args.plan] if args.plan else [])))
+                           inputs=(args.model, *([args.plan] if args.plan else []), *([args.layouts] if args.layouts else [])),
+                           layouts=layouts)
     part = f" (shard {shard.index}/{shard.count}: samples {written.first}-{written.last})" if shard else ""
     log.info("wrote %d samples (%d files)%s to %s", written.samples, written.files, part, out)
     return 0
-
-
-def sample_request(args: argparse.Namespace, schema: ConditionSchema) -> Order:
-    """The order the sample options spell: a --plan, or one condition with a count."""
-    if args.plan and (args.condition or args.count is not None):
-        raise SynthscapeError("--plan rows carry their own conditions and counts: drop --condition and --count "
-                              "(--count-per-condition fills rows without a count)")
-    if args.plan:
-        return read_plan(args.plan, schema, default_count=args.count_per_condition)
-    if args.count is None and args.count_per_condition is None:
-        raise SynthscapeError("say how many samples: --count N, --count-per-condition N, or --plan CSV")
-    count = args.count if args.count is not None else args.count_per_condition
-    return [(schema.validate(ConditionSchema.parse(args.condition)), count)]
-
-
-def sample_shard(text: str | None, out: Path) -> tuple[Shard | None, Path]:
-    """The shard this process samples and its folder: ``--shard I/N`` writes to ``--out`` itself;
-    under torchrun each rank writes its shard to ``--out/shard-RRR-of-NNN``."""
-    from_torchrun = torchrun_shard()
-    if text is not None and from_torchrun is not None:
-        raise SynthscapeError("--shard and torchrun both split the samples: use one (torchrun shards by rank)")
-    if text is not None:
-        return Shard.parse(text), out
-    if from_torchrun is not None and from_torchrun.count > 1:
-        out.mkdir(parents=True, exist_ok=True)
-        return from_torchrun, out / from_torchrun.name
-    return None, out
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -256,6 +233,12 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "min(1e-5, 1/N^1.1) for N training items, well below 1/N)")
     p.add_argument("--dp-max-grad-norm", type=float, default=1.0, metavar="C", help="DP-SGD clip: each training "
                    "item's gradient is scaled down to norm at most C before the noise is added (default 1.0)")
+    p.add_argument("--layout", action="store_true", help="train a layout model: the generator renders the label "
+                   "maps the data's labels.csv lists (mask column; label_mapping.json beside it maps other values "
+                   "to the domain's classes, see 'synthscape domains'), so every sample carries its exact mask and "
+                   "renders at any size")
+    p.add_argument("--crop", type=positive_int, metavar="N", help="layout models: train on class-balanced crops of N "
+                   "voxels/pixels per axis (default 32 in 3D, 128 in 2D, at most the data's size; a multiple of 8)")
     add_geometry_options(p, "training")
     p.set_defaults(func=cmd_train)
 
@@ -282,6 +265,15 @@ def add_sample_command(sub: argparse._SubParsersAction) -> None:
                    "collide. Under torchrun each rank takes its part by itself and writes to --out/shard-RRR-of-NNN")
     p.add_argument("--format", action="append", metavar="FMT",
                    help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default: the domain's)")
+    p.add_argument("--size", type=positive_int, metavar="N", help="layout models: render label maps of N voxels/pixels "
+                   "per axis, drawn by the domain's simulator for each sample's condition (default: the training "
+                   "data's size; a multiple of the generator's stride, 8 by default)")
+    p.add_argument("--layouts", type=Path, metavar="DIR", help="layout models: render the label maps of DIR (a "
+                   "folder like the training data: files + labels.csv with a mask column, e.g. a 'synthscape "
+                   "simulate' output or real masks), one sample per row in row order with that row's condition; "
+                   "--count takes the first rows")
+    p.add_argument("--allow-outside-paths", action="store_true", help="with --layouts: its labels.csv may name "
+                   "files outside it (off by default, as for --data)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="samples per network call (default 16)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="device for sampling (default cpu); for a .onnx file "
                    "the onnxruntime execution provider (cuda needs onnxruntime-gpu)")

@@ -25,16 +25,20 @@ from synthscape.services import GEOMETRY
 log = logging.getLogger("synthscape")
 
 
-def real_arrays(domain, data: Path, meta: dict, allow_outside_paths: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The whole real data set as arrays, read at the generator's size (and spacing, for CT);
-    ``allow_outside_paths``: labels.csv may name files outside ``data`` (see ``train_run``)."""
+def real_arrays(domain, data: Path, meta: dict, allow_outside_paths: bool = False,
+                layout: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The whole real data set as arrays, read at the generator's size (and spacing, for CT), with
+    each item's label map for a layout model (else None); ``allow_outside_paths``: labels.csv may
+    name files outside ``data`` (see ``train_run``)."""
     from synthscape.core.training.data import dataset_conditions
 
     geometry = {k: meta[k] for k in GEOMETRY if k in meta}
-    outside = {"allow_outside_paths": True} if allow_outside_paths else {}
-    dataset = domain.dataset(data, **geometry, **outside)
-    images = np.stack([np.asarray(dataset[i][0], dtype=np.float32) for i in range(len(dataset))])
-    return images, dataset_conditions(dataset, domain.schema)
+    options = {**({"allow_outside_paths": True} if allow_outside_paths else {}), **({"layout": True} if layout else {})}
+    dataset = domain.dataset(data, **geometry, **options)
+    items = [dataset[i] for i in range(len(dataset))]
+    images = np.stack([np.asarray(item[0], dtype=np.float32) for item in items])
+    layouts = np.stack([np.asarray(item[2]).astype(np.uint8) for item in items]) if layout else None
+    return images, dataset_conditions(dataset, domain.schema), layouts
 
 
 def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: int = 0, holdout: float = 0.25,
@@ -53,9 +57,11 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
         sampler = synthscape.load(model)
         domain = get_domain(sampler.domain)
         read_meta(domain.meta_type, sampler.domain_meta, domain.name)  # checked before its size and spacing are used
-        images, conditions = real_arrays(domain, data, sampler.domain_meta, allow_outside_paths)
+        layout = sampler.label_map is not None
+        images, conditions, layouts = real_arrays(domain, data, sampler.domain_meta, allow_outside_paths, layout)
+        settings = {"mask_focus": getattr(domain, "mask_focus", ""), **settings} if layout else settings
         result = evaluate(sampler, images, conditions, domain.spatial_dims, holdout=holdout, seed=seed,
-                          settings=EvaluationSettings(**settings))
+                          settings=EvaluationSettings(**settings), layouts=layouts)
         metrics = {"model": str(model), "data": str(data), "domain": domain.name, "seed": seed, "holdout": holdout,
                    "seconds": round(time.perf_counter() - start, 1), "headline": headline(result.values, domain),
                    "rows": [asdict(row) for row in result.rows], **result.values}
@@ -86,6 +92,8 @@ def write_html(out: Path, result, metrics: dict, model: Path, domain) -> Path:
     from synthscape.core.files.grids import grid
 
     sections = []
+    if result.layouts is not None:
+        sections.append(outlined_section(result, domain))
     generated = condition_grid(result.generated, result.generated_conditions)
     real = condition_grid(result.real, result.real_conditions)
     sections.append(("Generated (left) and real (right), per condition",
@@ -110,6 +118,21 @@ def write_html(out: Path, result, metrics: dict, model: Path, domain) -> Path:
                "real items": f"{metrics['real_train']} train, {metrics['real_held_out']} held out",
                "headline": metrics["headline"], "time": f"{metrics['seconds']:.0f} s"}
     return write_report(out, Report(f"synthscape evaluation: {domain.name}", summary, result.rows, sections))
+
+
+def outlined_section(result, domain) -> tuple[str, list]:
+    """Generated and real side by side, each with the outline of the label map the generated one
+    rendered (the real item's own), so a reader sees the nodule sit where the mask says."""
+    from synthscape.core.evaluation.overlay import outlined, outlined_planes
+    from synthscape.core.evaluation.report import Figure
+
+    figures = []
+    for g, r, labels, c in list(zip(result.generated, result.real, result.layouts, result.real_conditions))[:8]:
+        text = ", ".join(f"{k}={v}" for k, v in c.items())
+        draw = outlined_planes if domain.spatial_dims == 3 else outlined
+        for side, image in (("generated", g), ("real", r)):
+            figures.append(Figure(f"{side}: {text}", draw(image[0], labels)))
+    return "Generated (left) and real (right) with the label map's outline", figures
 
 
 def _retitle(figure, side: str):

@@ -124,19 +124,22 @@ def train_stage(domain: Domain, data: Path, run: Path, pipeline: Pipeline, devic
                          steps=stage.steps, batch_size=stage.batch_size, seed=pipeline.seed)
     resume = run.exists()
     train_run(domain, data, run, model=stage.model, config=config, geometry=geometry, resume=resume, device=device,
-              allow_outside_paths=pipeline.allow_outside_paths)
+              allow_outside_paths=pipeline.allow_outside_paths, layout=stage.layout, crop=stage.crop)
     return f"{'resumed and ' if resume else ''}trained a {stage.model} for {stage.steps} steps -> {run}"
 
 
 def sample_stage(domain: Domain, run: Path, out: Path, pipeline: Pipeline) -> str:
     """The plan's samples, unless a complete folder of them is there."""
     from synthscape import load
+    from synthscape.layouts import simulated_layouts
 
     if out.exists():
         return f"kept {out}"
     generator = load(run)
     plan = [(generator.schema.validate(c), n) for c, n in pipeline.sample.plan] or [({}, 16)]
-    written = sample_order(generator, domain, plan, out, seed=pipeline.seed, formats=pipeline.sample.formats)
+    layouts = simulated_layouts(generator, domain, pipeline.sample.size) if generator.label_map is not None else None
+    written = sample_order(generator, domain, plan, out, seed=pipeline.seed, formats=pipeline.sample.formats,
+                           layouts=layouts)
     return f"sampled {written.samples} ({written.files} files) -> {out}"
 
 

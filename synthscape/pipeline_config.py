@@ -47,6 +47,8 @@ class TrainStage:
     model: str = "gan"
     steps: int = 300
     batch_size: int = 8
+    layout: bool = False  # a layout model: renders the data's label maps (train --layout)
+    crop: int | None = None  # layout models: training crop side (train --crop)
     options: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields: lr_generator, ...
 
 
@@ -57,6 +59,7 @@ class SampleStage:
 
     plan: list[tuple[dict[str, str], int]] = field(default_factory=list)
     formats: list[str] = field(default_factory=list)  # empty: the domain's default formats
+    size: int | None = None  # layout models: label-map side the simulator draws (sample --size); None: the data's
 
 
 @dataclass
@@ -172,7 +175,7 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
                               "outside its folder); a simulated data set has none")
     train_options = {f.name for f in fields(TrainConfig)} - {"steps", "batch_size", "seed"}
     sample = _mapping(f"{source}: sample", raw.get("sample", {}))
-    _check_keys(f"{source}: sample", sample, {"plan", "formats"})
+    _check_keys(f"{source}: sample", sample, {"plan", "formats", "size"})
     formats = sample.get("formats", [])
     pipeline = Pipeline(
         domain=str(raw.get("domain", "lung-ct")),
@@ -183,13 +186,18 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
                         {"size", "spacing", "view", "workers", "nodule_sizes", "nodule_kinds"}) or SimulateStage(),
         train=_stage(f"{source}: train", raw.get("train", {}), TrainStage, train_options) or TrainStage(),
         sample=SampleStage(plan=parse_plan(f"{source}: sample.plan", sample.get("plan", [])),
-                           formats=[formats] if isinstance(formats, str) else list(formats)),
+                           formats=[formats] if isinstance(formats, str) else list(formats), size=sample.get("size")),
         evaluate=_stage(f"{source}: evaluate", raw.get("evaluate", {}), EvaluateStage,
                         {f.name for f in fields(EvaluationSettings)}),
         export=_stage(f"{source}: export", raw.get("export", {}), ExportStage),
     )
     if pipeline.train.model not in ("gan", "vae"):
         raise SynthscapeError(f"{source}: train.model must be gan or vae, got {pipeline.train.model!r}")
+    if not isinstance(pipeline.train.layout, bool):
+        raise SynthscapeError(f"{source}: train.layout must be true or false, got {pipeline.train.layout!r}")
+    for where, value in (("train.crop", pipeline.train.crop), ("sample.size", pipeline.sample.size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise SynthscapeError(f"{source}: {where} must be a positive whole number, got {value!r}")
     check_gate(source, pipeline)
     return pipeline
 

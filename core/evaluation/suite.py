@@ -23,6 +23,7 @@ from synthscape.core.errors import SynthscapeError
 from synthscape.core.evaluation.distances import frechet_distance, intensity_histogram_distance, mmd
 from synthscape.core.evaluation.diversity import within_condition_diversity
 from synthscape.core.evaluation.label_classifier import TrainedClassifier, train_label_classifier
+from synthscape.core.evaluation.layout_suite import mask_rows, same_layout_diversity
 from synthscape.core.evaluation.memorisation import distance_to_closest_record
 from synthscape.core.evaluation.utility import rare_condition_gain, tstr_trtr
 from synthscape.core.evaluation.verdicts import MetricRow
@@ -42,6 +43,9 @@ class EvaluationSettings:
     diversity_conditions: int = 4  # the most common condition rows, with at least 3 real items
     per_condition: int = 8  # generated samples per diversity condition
     utility_attribute: int = 0  # attribute the downstream model learns (lung-ct: nodule)
+    segmenter_steps: int = 300  # layout models: each segmentation network (mask fidelity, TSTR)
+    segmenter_crop: int = 32  # its training crops' side (0: whole items); it segments whole items either way
+    mask_focus: str = ""  # layout models: class-name prefix the mask rows score (lung-ct: nodule_); empty: all but background
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Evaluation:
     closest_pairs: list[tuple[np.ndarray, np.ndarray, float]] = field(default_factory=list)
     held_out: np.ndarray | None = None
     matched: np.ndarray | None = None
+    layouts: np.ndarray | None = None  # layout models: the label maps of ``real``, which ``generated`` rendered
 
 
 def split(conditions: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,15 +88,18 @@ class Generated:
     def __init__(self, sampler: Sampler, seed: int):
         self.sampler, self.seed, self.start = sampler, seed, 0
 
-    def like(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One sample per row of condition indices, in the rows' order."""
+    def like(self, rows: np.ndarray, layouts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One sample per row of condition indices, in the rows' order; a layout model's renders the
+        label map of the same position in ``layouts``."""
         schema: ConditionSchema = self.sampler.schema
         images = [None] * len(rows)
         unique, inverse = np.unique(rows, axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)  # numpy 2 keeps an axis here for axis=0
         for u, row in enumerate(unique):
             members = np.flatnonzero(inverse == u)
-            samples = self.sampler.sample(len(members), schema.decode(row[None])[0], seed=self.seed, start=self.start)
+            source = None if layouts is None else (lambda c, s, i, m=members, f=self.start: layouts[m[i - f]])
+            samples = self.sampler.sample(len(members), schema.decode(row[None])[0], seed=self.seed, start=self.start,
+                                          layouts=source)
             self.start += len(members)
             for m, image in zip(members, samples.images):
                 images[m] = image
@@ -157,11 +165,21 @@ class _Run:
     y_held: np.ndarray
     rows: list[MetricRow] = field(default_factory=list)
     values: dict[str, object] = field(default_factory=dict)
+    layouts: np.ndarray | None = None  # layout models: every real item's label map [N, *S], and its split
+    l_train: np.ndarray | None = None
+    l_held: np.ndarray | None = None
+
+    def maps(self, part: str, index: np.ndarray | slice = slice(None)) -> np.ndarray | None:
+        """The label maps of the items ``index`` of ``part`` (``all``, ``train``, ``held``); None for a class-only model."""
+        maps = {"all": self.layouts, "train": self.l_train, "held": self.l_held}[part]
+        return None if maps is None else maps[index]
 
 
 def evaluate(sampler: Sampler, images: np.ndarray, conditions: np.ndarray, spatial_dims: int,
-             holdout: float = 0.25, seed: int = 0, settings: EvaluationSettings | None = None) -> Evaluation:
-    """Score ``sampler`` against real ``images`` / ``conditions`` (float32 [N, C, ...] in [-1, 1], int64 [N, A]).
+             holdout: float = 0.25, seed: int = 0, settings: EvaluationSettings | None = None,
+             layouts: np.ndarray | None = None) -> Evaluation:
+    """Score ``sampler`` against real ``images`` / ``conditions`` (float32 [N, C, ...] in [-1, 1], int64 [N, A]);
+    a layout model renders the real items' label maps ``layouts`` [N, *S] and gains the rows of ``layout_suite``.
 
     The stages run in a fixed order, each drawing its generated samples after the one before it:
     the numbers depend on that order, so a rerun with the same seed gives the same report."""
@@ -173,14 +191,18 @@ def evaluate(sampler: Sampler, images: np.ndarray, conditions: np.ndarray, spati
     run = _Run(sampler.schema, spatial_dims, seed, settings, Generated(sampler, seed), images, conditions,
                images[train], conditions[train], images[held], conditions[held],
                values={"real_train": len(train), "real_held_out": len(held)})
+    if layouts is not None:
+        run.layouts, run.l_train, run.l_held = layouts, layouts[train], layouts[held]
     classifier, matched = _label_fidelity(run)
     _distances(run, classifier, matched)
     generated, generated_rows, real_index = _diversity(run)
-    _utility(run)
+    synthetic = _utility(run)
+    if layouts is not None:
+        mask_rows(run, matched, synthetic)
     pairs = _memorisation(run, matched)
     _privacy(run, sampler)
     return Evaluation(run.rows, run.values, generated, run.schema.decode(generated_rows), images[real_index],
-                      run.schema.decode(conditions[real_index]), pairs, run.x_held, matched)
+                      run.schema.decode(conditions[real_index]), pairs, run.x_held, matched, run.maps("all", real_index))
 
 
 def _label_fidelity(run: _Run) -> tuple[TrainedClassifier, np.ndarray]:
@@ -191,7 +213,7 @@ def _label_fidelity(run: _Run) -> tuple[TrainedClassifier, np.ndarray]:
     log.info("evaluate: label classifier on %d real items (%d steps)", len(run.x_train), settings.classifier_steps)
     classifier = train_label_classifier(run.x_train, run.y_train, schema.cardinalities, run.spatial_dims,
                                         steps=settings.classifier_steps, seed=run.seed)
-    matched, _ = run.draw.like(run.y_held)
+    matched, _ = run.draw.like(run.y_held, run.maps("held"))
     real_acc, gen_acc = classifier.accuracy(run.x_held, run.y_held), classifier.accuracy(matched, run.y_held)
     for a, attribute in enumerate(schema.names):
         run.rows.append(MetricRow("label fidelity", f"{attribute}: classifier reads the requested value", gen_acc[a],
@@ -222,36 +244,43 @@ def _diversity(run: _Run) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     generated samples, their condition rows and the indices of those real items, for pictures."""
     settings, conditions = run.settings, run.conditions
     common = common_rows(conditions, settings.diversity_conditions)
-    generated, generated_rows = run.draw.like(np.repeat(common, settings.per_condition, axis=0))
     real_index = np.concatenate([np.flatnonzero((conditions == row).all(1))[: settings.per_condition] for row in common])
+    if run.layouts is None:
+        generated, generated_rows = run.draw.like(np.repeat(common, settings.per_condition, axis=0))
+    else:  # a layout model renders the label maps of the real items it is compared with
+        generated, generated_rows = run.draw.like(conditions[real_index], run.maps("all", real_index))
     gen_div = within_condition_diversity(generated, generated_rows)["diversity"]
     real_div = within_condition_diversity(run.images[real_index], conditions[real_index])["diversity"]
     run.rows.append(MetricRow("diversity", "within-condition diversity (1 - mean pairwise MS-SSIM)", gen_div, real_div,
                               "higher", "must reach at least half the real data's", tolerance=0.5))
     run.values["diversity"] = {"generated": gen_div, "real": real_div,
                                "ratio": gen_div / real_div if real_div else float("nan")}
+    if run.layouts is not None:
+        same_layout_diversity(run, common, real_index)
     return generated, generated_rows, real_index
 
 
-def _utility(run: _Run) -> None:
+def _utility(run: _Run) -> np.ndarray:
     """TSTR / TRTR on ``settings.utility_attribute`` with one generated sample per train item, then
-    the F1 gain on the rarest condition from adding generated samples of it to a small real set."""
+    the F1 gain on the rarest condition from adding generated samples of it to a small real set.
+    Returns the generated twins of the train items (a layout model's: renders of their label maps)."""
     schema, settings, cards = run.schema, run.settings, run.schema.cardinalities
     x_train, y_train = run.x_train, run.y_train
     training = {"steps": settings.utility_steps, "seed": run.seed}
     log.info("evaluate: utility (downstream models, %d steps each)", settings.utility_steps)
     attribute = settings.utility_attribute
-    synthetic, synthetic_y = run.draw.like(y_train)
+    synthetic, synthetic_y = run.draw.like(y_train, run.maps("train"))
     utility = tstr_trtr((synthetic, synthetic_y), (x_train, y_train), (run.x_held, run.y_held), cards,
                         run.spatial_dims, attribute, **training)
     run.rows.append(MetricRow("utility", f"{schema.names[attribute]}: train on synthetic, test on real (TSTR / TRTR)",
                               utility["ratio"], 1.0, "higher",
                               f"TSTR {utility['tstr']:.3f}, TRTR {utility['trtr']:.3f}", tolerance=0.2))
     rare_attribute, rare_value = rarest(y_train, run.y_held, cards)
-    rare_rows = y_train[y_train[:, rare_attribute] == rare_value]
+    rare_items = np.flatnonzero(y_train[:, rare_attribute] == rare_value)
     small_count = max(8, len(y_train) // 4)
     small = np.random.default_rng([run.seed, 11]).permutation(len(y_train))[:small_count]
-    extra, extra_y = run.draw.like(rare_rows[np.arange(small_count) % len(rare_rows)])
+    cycled = rare_items[np.arange(small_count) % len(rare_items)]
+    extra, extra_y = run.draw.like(y_train[cycled], run.maps("train", cycled))
     gain = rare_condition_gain((x_train[small], y_train[small]), (extra, extra_y), (run.x_held, run.y_held), cards,
                                run.spatial_dims, rare_attribute, rare_value, **training)
     rare_name = f"{schema.names[rare_attribute]}={schema.values(schema.names[rare_attribute])[rare_value]}"
@@ -260,6 +289,7 @@ def _utility(run: _Run) -> None:
                               f"real only {gain['real_only']:.3f}, real + synthetic {gain['real_plus_synthetic']:.3f} "
                               f"({gain['test_count']} held-out items)", tolerance=0.0))
     run.values["utility"] = {**utility, "rare_condition": rare_name, **{f"rare_{k}": v for k, v in gain.items()}}
+    return synthetic
 
 
 def _memorisation(run: _Run, matched: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, float]]:

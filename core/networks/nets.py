@@ -60,7 +60,8 @@ class ProjectionDiscriminator(nn.Module):
 
     def __init__(self, config: NetworkConfig, cardinalities: Sequence[int], classifier: bool = False):
         super().__init__()
-        self.trunk = DownTrunk(config.spatial_dims, config.channels, config.critic_channels, groups=None)
+        self.trunk = DownTrunk(config.spatial_dims, config.channels + config.layout_classes, config.critic_channels, groups=None)
+        self.layout_classes = config.layout_classes
         width = config.critic_channels[-1]
         self.linear = nn.Linear(width, 1)
         self.embed = ConditionEmbedding(cardinalities, width, enabled=config.conditional)
@@ -77,9 +78,11 @@ class ProjectionDiscriminator(nn.Module):
         self.heads = nn.ModuleList(nn.Sequential(nn.LayerNorm(width), nn.Linear(width, n))
                                    for n in cardinalities) if classifier else None
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor, logits: bool = False):
-        """The score ``[B]``; with ``logits`` also each attribute's logits (needs ``classifier``)."""
-        feature_map = self.trunk(x).flatten(2)
+    def forward(self, x: torch.Tensor, condition: torch.Tensor, layout: torch.Tensor | None = None, logits: bool = False):
+        """The score ``[B]``; with ``logits`` also each attribute's logits (needs ``classifier``).
+        A layout model's critic sees the label map beside the image (one-hot channels), so it can
+        tell an image that ignores its layout from one that obeys it."""
+        feature_map = self.trunk(with_layout(x, layout, self.layout_classes)).flatten(2)
         features = feature_map.sum(dim=2)
         projection = (self.embed.lookup(condition) * features.unsqueeze(1)).sum(dim=(1, 2))
         score = self.linear(features).squeeze(1) + projection
@@ -98,28 +101,75 @@ class ConditionalEncoder(nn.Module):
 
     def __init__(self, config: NetworkConfig, cardinalities: Sequence[int]):
         super().__init__()
-        self.trunk = DownTrunk(config.spatial_dims, config.channels, config.critic_channels, config.norm_groups)
+        self.trunk = DownTrunk(config.spatial_dims, config.channels + config.layout_classes, config.critic_channels,
+                               config.norm_groups)
+        self.layout_classes = config.layout_classes
         self.embed = ConditionEmbedding(cardinalities, config.embed_dim, enabled=config.conditional)
         features = config.critic_channels[-1] * math.prod(config.end_size)
         self.head = nn.Linear(features + config.embed_dim, 2 * config.latent_dim)
 
-    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image ``[B, C, *image_size]`` + condition ``[B, A]`` -> ``(mu, logvar)``, each ``[B, Z]``;
-        logvar is clamped to [-30, 20], which keeps ``exp(logvar)`` and the KL term finite."""
-        features = self.trunk(x).flatten(1)
+    def forward(self, x: torch.Tensor, condition: torch.Tensor,
+                layout: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image ``[B, C, *image_size]`` + condition ``[B, A]`` (+ a layout model's label map) ->
+        ``(mu, logvar)``, each ``[B, Z]``; logvar is clamped to [-30, 20], which keeps
+        ``exp(logvar)`` and the KL term finite. Given the label map, the latent is free to hold
+        what the layout does not say (the texture, the vessels)."""
+        features = self.trunk(with_layout(x, layout, self.layout_classes)).flatten(1)
         mu, logvar = self.head(torch.cat([features, self.embed(condition)], dim=1)).chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)
 
 
+def with_layout(x: torch.Tensor, layout: torch.Tensor | None, classes: int) -> torch.Tensor:
+    """``x`` with the label map's one-hot channels appended (a layout model's critic and encoder input)."""
+    if classes == 0:
+        return x
+    from synthscape.core.networks.layout import one_hot
+
+    if layout is None:
+        raise SynthscapeError("this network was built for a label map beside the image, and none was given")
+    return torch.cat([x, one_hot(layout, classes, x.dtype)], dim=1)
+
+
+def build_generator(config: NetworkConfig, cardinalities: Sequence[int]) -> nn.Module:
+    """The generator the config describes: the layout generator when it takes a label map, else the class-only one."""
+    if config.layout_classes:
+        from synthscape.core.networks.layout import LayoutGenerator
+
+        return LayoutGenerator(config, cardinalities)
+    return ConditionalGenerator(config, cardinalities)
+
+
 def check_inputs(config: NetworkConfig, cardinalities: Sequence[int], z: torch.Tensor | None,
-                 condition: torch.Tensor, images: torch.Tensor | None = None) -> None:
-    """Refuse tensors of the wrong shape or dtype with a message that says what was expected."""
+                 condition: torch.Tensor, images: torch.Tensor | None = None, layout: torch.Tensor | None = None,
+                 noise: torch.Tensor | None = None) -> None:
+    """Refuse tensors of the wrong shape or dtype with a message that says what was expected.
+    A layout model's label map may have any size its stages divide; its images are checked at that size."""
     batch = condition.shape[0] if condition.dim() else -1
     if condition.dtype != torch.int64 or tuple(condition.shape) != (batch, len(cardinalities)):
         raise SynthscapeError(f"condition must be int64 [batch, {len(cardinalities)}], got {condition.dtype} {list(condition.shape)}")
     if z is not None and (not z.is_floating_point() or tuple(z.shape) != (batch, config.latent_dim)):
         raise SynthscapeError(f"z must be float [{batch}, {config.latent_dim}], got {z.dtype} {list(z.shape)}")
+    size = tuple(config.image_size)
+    if layout is not None:
+        size = check_layout(config, layout, batch)
+        if noise is not None and (not noise.is_floating_point() or tuple(noise.shape) != (batch, 1, *size)):
+            raise SynthscapeError(f"noise must be float {[batch, 1, *size]}, got {noise.dtype} {list(noise.shape)}")
     if images is not None:
-        expected = (batch, config.channels, *config.image_size)
+        expected = (batch, config.channels, *size)
         if tuple(images.shape) != expected:
             raise SynthscapeError(f"images must have shape {list(expected)}, got {list(images.shape)}")
+
+
+def check_layout(config: NetworkConfig, layout: torch.Tensor, batch: int) -> tuple[int, ...]:
+    """A label map's spatial size, if it is int64 ``[batch, *size]`` with every side a multiple of the
+    generator's ``2 ** stages`` and ids below ``layout_classes``."""
+    factor = 2 ** (len(config.generator_channels) - 1)
+    size = tuple(layout.shape[1:])
+    if layout.dtype != torch.int64 or layout.dim() != config.spatial_dims + 1 or layout.shape[0] != batch:
+        raise SynthscapeError(f"layout must be int64 [{batch}, {config.spatial_dims} sides], got {layout.dtype} {list(layout.shape)}")
+    if any(s < factor or s % factor for s in size):
+        raise SynthscapeError(f"a label map of size {list(size)} cannot be rendered: every side must be a multiple of {factor} "
+                              f"(this generator's {len(config.generator_channels) - 1} upsampling stages)")
+    if layout.numel() and (int(layout.min()) < 0 or int(layout.max()) >= config.layout_classes):
+        raise SynthscapeError(f"layout holds ids {int(layout.min())}..{int(layout.max())}; this generator knows 0..{config.layout_classes - 1}")
+    return size

@@ -23,7 +23,7 @@ import numpy as np
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.progress import progress as show_progress
-from synthscape.core.sampling.sampler import Sampler, Samples
+from synthscape.core.sampling.sampler import LayoutSource, Sampler, Samples
 from synthscape.core.sampling.shards import Shard
 from synthscape.core.schema.conditions import ConditionSchema
 
@@ -85,15 +85,16 @@ def count_network_calls(order: Sequence[tuple[Mapping[str, str], int]], batch_si
 
 
 def draw_batches(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]], seed: int = 0, start: int = 0,
-                 batch_size: int = 16, progress: bool = False, shard: Shard | None = None) -> Iterator[Samples]:
+                 batch_size: int = 16, progress: bool = False, shard: Shard | None = None,
+                 layouts: LayoutSource | None = None) -> Iterator[Samples]:
     """``order``'s samples one network call at a time, so a caller can write and free each batch
     (memory stays flat in the count). With ``shard``, only that shard's block of the calls: the
     same calls, on the same batches, as the whole order makes, so the shards together give the
-    same samples bit for bit."""
+    same samples bit for bit. ``layouts``: a layout model's label maps (``Sampler.sample``)."""
     calls = network_calls(order, start, batch_size)
     total = count_network_calls(order, batch_size)
     if total == 0 and shard is None:  # an order of zero samples: one empty batch, so writers still write their index
-        yield sampler.sample(0, seed=seed, start=start)
+        yield sampler.sample(0, seed=seed, start=start, layouts=layouts)
         return
     if shard is not None:
         block = shard.block(total)
@@ -102,13 +103,15 @@ def draw_batches(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]
                                   f"network call(s) of batch size {batch_size}; use fewer shards or a smaller batch size")
         calls, total = itertools.islice(calls, block.start, block.stop), len(block)
     for condition, first, count in show_progress(calls, desc="sampling", unit="batch", total=total, enabled=progress):
-        yield sampler.sample(count, condition, seed=seed, start=first, batch_size=batch_size)
+        yield sampler.sample(count, condition, seed=seed, start=first, batch_size=batch_size, layouts=layouts)
 
 
 def draw_order(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]], seed: int = 0, start: int = 0,
-               batch_size: int = 16, progress: bool = False, shard: Shard | None = None) -> Samples:
+               batch_size: int = 16, progress: bool = False, shard: Shard | None = None,
+               layouts: LayoutSource | None = None) -> Samples:
     """Every row's samples, exactly its count, with indices running on from ``start``, in memory
     at once (for evaluation; ``draw_batches`` streams them)."""
-    parts = list(draw_batches(sampler, order, seed, start, batch_size, progress, shard))
+    parts = list(draw_batches(sampler, order, seed, start, batch_size, progress, shard, layouts))
+    maps = [p.layouts for p in parts if p.layouts is not None]
     return Samples(np.concatenate([p.images for p in parts]), [c for p in parts for c in p.conditions], seed,
-                   np.concatenate([p.indices for p in parts]))
+                   np.concatenate([p.indices for p in parts]), np.concatenate(maps) if maps else None)

@@ -19,6 +19,8 @@ from typing import Any
 from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.limits import MAX_BATCH, MAX_WORKERS, check_voxels
 from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema, checked_name
+from synthscape.core.schema.labelmap import MAX_CLASSES as MAX_LABEL_CLASSES
+from synthscape.core.schema.labelmap import LabelMapSchema
 
 FORMAT = "synthscape-generator"
 FORMAT_VERSION = 1
@@ -91,6 +93,7 @@ class NetworkConfig:
     conditional: bool = True
     spectral_norm: bool = True
     norm_groups: int = 8
+    layout_classes: int = 0  # classes of the label map a layout generator renders (core/networks/layout.py); 0: class-only
 
     def __post_init__(self) -> None:
         dims = self.spatial_dims
@@ -103,6 +106,9 @@ class NetworkConfig:
         self.embed_dim = whole(self.embed_dim, "embed_dim", 1, MAX_WIDTH)
         self.norm_groups = whole(self.norm_groups, "norm_groups", 1, MAX_WIDTH)
         self.conditional, self.spectral_norm = flag(self.conditional, "conditional"), flag(self.spectral_norm, "spectral_norm")
+        self.layout_classes = whole(self.layout_classes, "layout_classes", 0, MAX_LABEL_CLASSES)
+        if self.layout_classes == 1:
+            raise SynthscapeError("layout_classes must be 0 (no label map) or at least 2 (background and one class)")
         for name in ("generator_channels", "critic_channels"):
             widths = whole_list(getattr(self, name), name, 1, MAX_WIDTH, (2, MAX_STAGES))
             setattr(self, name, widths)
@@ -294,6 +300,7 @@ class ArtifactConfig:
     # DP-SGD runs only (core/training/privacy.py): the plan (target epsilon, delta, noise multiplier, clip,
     # sample rate, steps, accountant) and, from each checkpoint on, the epsilon spent so far
     privacy: dict[str, Any] | None = None
+    label_map: LabelMapSchema | None = None  # layout models: the classes of the label map the generator takes
 
     def __post_init__(self) -> None:
         if not isinstance(self.domain, str) or not 0 < len(self.domain) <= MAX_TEXT:
@@ -304,6 +311,9 @@ class ArtifactConfig:
         self.domain_meta = checked_meta(self.domain_meta)
         if self.privacy is not None and not isinstance(self.privacy, dict):
             raise SynthscapeError(f"privacy must be a JSON object or absent, got {type(self.privacy).__name__}")
+        classes = len(self.label_map) if self.label_map is not None else 0
+        if classes != self.network.layout_classes:
+            raise SynthscapeError(f"label_map has {classes} classes but network.layout_classes is {self.network.layout_classes}")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written as config.json, tagged with ``FORMAT`` and ``FORMAT_VERSION``;
@@ -321,6 +331,7 @@ class ArtifactConfig:
             "domain_meta": self.domain_meta,
             "output_range": [-1.0, 1.0],
             **({"privacy": self.privacy} if self.privacy is not None else {}),
+            **({"label_map": self.label_map.to_list()} if self.label_map is not None else {}),
         }
 
     @classmethod
@@ -349,6 +360,7 @@ class ArtifactConfig:
                 domain_meta=checked_meta(data.get("domain_meta", {}), source),
                 step=data.get("step", 0),
                 privacy=data.get("privacy"),
+                label_map=LabelMapSchema.from_list(data["label_map"]) if data.get("label_map") is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise SynthscapeError(f"{source} is missing or has a malformed field: {shown(str(exc), 300)}") from None

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthscape.core.networks.nets import ConditionalGenerator, ProjectionDiscriminator
+from synthscape.core.networks.nets import ProjectionDiscriminator, build_generator
 from synthscape.core.training.objective import Autocast, Objective, no_autocast
 
 
@@ -48,13 +48,15 @@ class EMA(nn.Module):
         return self.module.load_state_dict(state_dict, strict=strict, assign=assign)
 
 
-def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, half: int, noise_map: torch.Tensor | None = None) -> torch.Tensor:
     """Mao et al. 2019 (MSGAN): samples ``i`` and ``i + half`` share a condition and differ in the
     latent; the loss falls as their images move apart relative to their latents. The measured
     reason: with projection conditioning, the generator learnt each condition's picture and
     ignored the latent (within-condition diversity 0.05 against 0.15 for real lung phantoms)."""
     image_gap = (fake[:half] - fake[half:2 * half]).abs().flatten(1).mean(1)
     latent_gap = (z[:half] - z[half:2 * half]).abs().mean(1)
+    if noise_map is not None:  # a layout model's pairs differ in the noise map as much as in z
+        latent_gap = (latent_gap + (noise_map[:half] - noise_map[half:2 * half]).abs().flatten(1).mean(1)) / 2
     return 1.0 / ((image_gap / latent_gap).mean() + 1e-5)
 
 
@@ -75,7 +77,7 @@ class GAN(Objective):
 
     def __init__(self, network, train, cardinalities, device):
         super().__init__(network, train, cardinalities, device)
-        self.generator = ConditionalGenerator(network, cardinalities).to(device)
+        self.generator = build_generator(network, cardinalities).to(device)
         self.critic = ProjectionDiscriminator(network, cardinalities, classifier=train.classifier_loss > 0).to(device)
         self.ema = EMA(self.generator, train.ema_decay)
         self.modules = {"generator": self.generator, "critic": self.critic, "ema": self.ema}
@@ -102,25 +104,26 @@ class GAN(Objective):
         """The EMA generator: what generator.safetensors holds and the training grids sample from."""
         return self.ema.module
 
-    def r1_penalty(self, images: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def r1_penalty(self, images: torch.Tensor, condition: torch.Tensor, layout: torch.Tensor | None = None) -> torch.Tensor:
         """Squared gradient norm of the critic on real images, in float32 (Mescheder et al. 2018)."""
         images = images.detach().float().requires_grad_(True)
         # .forward, not __call__: under TrainConfig.compile the call is compiled, and a compiled
         # graph has no double backward; forward is the same network, eager
-        (grad,) = torch.autograd.grad(self.critic.forward(images, condition).sum(), images, create_graph=True)
+        (grad,) = torch.autograd.grad(self.critic.forward(images, condition, layout).sum(), images, create_graph=True)
         return grad.square().flatten(1).sum(1).mean()
 
-    def step(self, images, condition, step, noise, autocast: Autocast = no_autocast):
-        """One critic step on the batch, then one generator step; returns detached metrics by name.
-        Under DP the generator's conditions come from the prior (see the class docstring)."""
-        metrics = self.critic_step(images, condition, step, noise, autocast)
+    def step(self, images, condition, step, noise, autocast: Autocast = no_autocast, layout=None):
+        """One critic step on the batch, then one generator step (a layout model's renders the batch's
+        label maps); returns detached metrics by name. Under DP the generator's conditions come from
+        the prior (see the class docstring)."""
+        metrics = self.critic_step(images, condition, step, noise, autocast, layout)
         if self.prior is not None:  # DP: the generator step reads nothing of the real batch
             combos, counts = self.prior
             condition = combos[torch.multinomial(counts, self.train.batch_size, True, generator=noise)]
-        metrics.update(self.generator_step(condition, step, noise, autocast))
+        metrics.update(self.generator_step(condition, step, noise, autocast, layout))
         return metrics
 
-    def critic_step(self, images, condition, step, noise, autocast: Autocast) -> dict[str, torch.Tensor]:
+    def critic_step(self, images, condition, step, noise, autocast: Autocast, layout=None) -> dict[str, torch.Tensor]:
         """Hinge loss on the real batch and fakes drawn for its labels, then lazy R1.
 
         Under DP-SGD real item i and its fake form one sample: the critic runs on both before one
@@ -134,10 +137,10 @@ class GAN(Objective):
             self.optimizer_step("critic", noise)
             return {}
         with torch.no_grad(), autocast():
-            fake = self.generator(self.latents(batch, noise), condition)
+            fake = self.render(self.generator, self.latents(batch, noise), condition, layout, self.spatial_noise(layout, noise))
         with autocast():
-            d_real, cls_real = self.scored(images, condition)
-            d_fake = self.critic(fake, condition).float()
+            d_real, cls_real = self.scored(images, condition, layout)
+            d_fake = self.critic(fake, condition, layout).float()
             per_sample = F.relu(1 - d_real) + F.relu(1 + d_fake) + cfg.classifier_loss * cls_real
             loss_d = per_sample.mean()
         if self.dp is not None:  # per-sample gradients of the sum; DPOptimizer divides by the expected batch
@@ -146,7 +149,7 @@ class GAN(Objective):
             loss_d.backward()
         r1 = None
         if cfg.r1_gamma > 0 and step % cfg.r1_every == 0:  # lazy: scaled up, applied every r1_every steps
-            r1 = self.r1_penalty(images, condition)
+            r1 = self.r1_penalty(images, condition, layout)
             (0.5 * cfg.r1_gamma * cfg.r1_every * r1).backward()
         self.optimizer_step("critic", noise)
         metrics = {"loss_d": loss_d.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
@@ -156,11 +159,12 @@ class GAN(Objective):
             metrics["r1"] = r1.detach()
         return metrics
 
-    def generator_step(self, condition, step, noise, autocast: Autocast) -> dict[str, torch.Tensor]:
+    def generator_step(self, condition, step, noise, autocast: Autocast, layout=None) -> dict[str, torch.Tensor]:
         """Generator update against the frozen critic (hinge score, plus the AC-GAN and mode-seeking
         terms when their weights are on), then the EMA update. With mode seeking, the batch's first
         half of conditions is repeated so that samples ``i`` and ``i + half`` share one. The critic
-        runs outside DP bookkeeping: this step trains only the generator."""
+        runs outside DP bookkeeping: this step trains only the generator. A layout model's pairs
+        share the label map too, and differ in the latent and the noise map: one layout, many images."""
         batch = condition.shape[0]
         cfg = self.train
         self.critic.requires_grad_(False)
@@ -168,12 +172,15 @@ class GAN(Objective):
         if cfg.mode_seeking > 0 and batch >= 2:  # pairs share a condition: see mode_seeking_loss
             half = batch // 2
             condition = torch.cat([condition[:half], condition[:half], condition[2 * half:]])
+            if layout is not None:
+                layout = torch.cat([layout[:half], layout[:half], layout[2 * half:]])
+        noise_map = self.spatial_noise(layout, noise)
         with autocast(), self.unprivate():
-            fake = self.generator(z, condition)
-            score, cls_fake = self.scored(fake, condition)
+            fake = self.render(self.generator, z, condition, layout, noise_map)
+            score, cls_fake = self.scored(fake, condition, layout)
             loss_g = -score.mean() + cfg.classifier_loss * cls_fake.mean()
             if cfg.mode_seeking > 0 and batch >= 2:
-                loss_g = loss_g + cfg.mode_seeking * mode_seeking_loss(fake.float(), z, batch // 2)
+                loss_g = loss_g + cfg.mode_seeking * mode_seeking_loss(fake.float(), z, batch // 2, noise_map)
         self.optimizers["generator"].zero_grad(set_to_none=True)
         with self.unprivate():
             loss_g.backward()
@@ -184,12 +191,13 @@ class GAN(Objective):
             metrics["cls_fake"] = cls_fake.detach().mean()
         return metrics
 
-    def scored(self, images: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def scored(self, images: torch.Tensor, condition: torch.Tensor,
+               layout: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The critic's score ``[B]`` and, with ``classifier_loss``, each item's cross-entropy of the
         heads against ``condition`` summed over attributes ``[B]`` (zeros without)."""
         if self.train.classifier_loss <= 0:
-            score = self.critic(images, condition).float()
+            score = self.critic(images, condition, layout).float()
             return score, torch.zeros_like(score)
-        score, logits = self.critic(images, condition, logits=True)
+        score, logits = self.critic(images, condition, layout, logits=True)
         loss = sum(F.cross_entropy(l.float(), condition[:, a], reduction="none") for a, l in enumerate(logits))
         return score.float(), loss

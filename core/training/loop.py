@@ -21,7 +21,6 @@ from torch.utils.data import DataLoader, Dataset
 from synthscape.core.allocator import keep_freed_memory
 from synthscape.core.errors import SynthscapeError, TrainingDiverged
 from synthscape.core.files.atomic import leftovers, remove_entry, remove_leftovers
-from synthscape.core.files.grids import grid, write_png
 from synthscape.core.files.lock import writer_lock
 from synthscape.core.networks.artifacts import CONFIG, TorchSampler, save_generator
 from synthscape.core.networks.nets import check_inputs
@@ -29,12 +28,16 @@ from synthscape.core.progress import progress as show_progress
 from synthscape.core.sampling.shards import torchrun_environment
 from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
 from synthscape.core.schema.config import ArtifactConfig, NetworkConfig, TrainConfig, default_network
+from synthscape.core.schema.labelmap import LabelMapSchema
 from synthscape.core.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from synthscape.core.networks.crops import crop_batch
 from synthscape.core.training.data import ResumableSampler, dataset_conditions
+from synthscape.core.training.devices import autocast_for, memory_format, select_device
 from synthscape.core.training.distributed import ProcessGroup
 from synthscape.core.training.gan import GAN
 from synthscape.core.training.metrics_log import MetricsLog
 from synthscape.core.training.objective import Objective
+from synthscape.core.training.layout_runs import grid_items, layout_network
 from synthscape.core.training.privacy import (
     PrivacyPlan,
     check_private_resume,
@@ -43,6 +46,7 @@ from synthscape.core.training.privacy import (
     poisson_loader,
     private_settings,
 )
+from synthscape.core.training.sample_grids import write_grids, write_layout_grid
 from synthscape.core.training.vae import VAE
 
 log = logging.getLogger("synthscape")
@@ -53,32 +57,10 @@ RUN_FILES = {CONFIG, "generator.safetensors", "checkpoint", "metrics.csv", "samp
 RESUME_OVERRIDES = {"lr_generator", "lr_critic"}  # besides steps, what a resume may change: gentler rates after a divergence
 
 
-def select_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when torch sees it, else CPU; asking for CUDA without it is refused, not ignored."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SynthscapeError("--device cuda was asked for, but torch sees no CUDA device")
-    if name not in ("cpu", "cuda"):
-        raise SynthscapeError(f"device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
-
-
-def memory_format(spatial_dims: int) -> torch.memory_format:
-    """Channels-last: 1.6x faster 3D and 1.25x faster 2D training steps on CPU (benchmarks/train_step.py)."""
-    return torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
-
-
-def autocast_for(device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """bf16 autocast on CUDA; plain float32 on CPU (where bf16 is slower and changes results)."""
-    if device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext
-
-
 def prepare_run(run: Path, resume: bool, dataset: Dataset, schema: ConditionSchema, model: str, domain: str,
                 network: NetworkConfig | None, train: TrainConfig, domain_meta: dict,
-                overrides: Iterable[str] = ()) -> ArtifactConfig:
+                overrides: Iterable[str] = (), labels: LabelMapSchema | None = None,
+                crop: int | None = None) -> ArtifactConfig:
     """The run's config: new from the arguments, or (resume) as saved, with ``steps`` and the
     ``overrides`` (names in ``RESUME_OVERRIDES``) taken from ``train``.
 
@@ -112,13 +94,15 @@ def prepare_run(run: Path, resume: bool, dataset: Dataset, schema: ConditionSche
     if len(dataset) == 0:
         raise SynthscapeError("the training data set is empty")
     shape = tuple(dataset[0][0].shape)
+    if labels is not None:
+        network = layout_network(network, shape, labels, crop, train)
     network = network or default_network(len(shape) - 1, shape[1:], shape[0])
     prior = ConditionPrior.from_indices(schema, dataset_conditions(dataset, schema))
     privacy = None
     if train.private:  # DP-SGD: the settings it needs, and the noise that spends the target epsilon
         network, train = private_settings(model, network, train)
         privacy = plan_privacy(train, len(dataset)).to_dict()
-    return ArtifactConfig(domain, model, schema, prior, network, train, dict(domain_meta), privacy=privacy)
+    return ArtifactConfig(domain, model, schema, prior, network, train, dict(domain_meta), privacy=privacy, label_map=labels)
 
 
 def left_behind(run: Path) -> bool:
@@ -127,32 +111,16 @@ def left_behind(run: Path) -> bool:
     return names <= RUN_FILES
 
 
-def check_batch(config: ArtifactConfig, images: torch.Tensor, condition: torch.Tensor) -> None:
+def check_batch(config: ArtifactConfig, images: torch.Tensor, condition: torch.Tensor,
+                layout: torch.Tensor | None = None) -> None:
     """The first batch is checked against the network: shape, dtype and the [-1, 1] range."""
-    check_inputs(config.network, config.schema.cardinalities, None, condition, images)
+    if (layout is None) != (config.label_map is None):
+        raise SynthscapeError("a layout model trains on (image, condition, label map) items, a class-only one on "
+                              "(image, condition); this data set gives the other kind")
+    check_inputs(config.network, config.schema.cardinalities, None, condition, images, layout)
     low, high = images.min().item(), images.max().item()
     if low < -1.001 or high > 1.001:
         raise SynthscapeError(f"training images must lie in [-1, 1]; this data set gives {low:.3g}..{high:.3g}")
-
-
-def write_grids(run: Path, step: int, config: ArtifactConfig, sampler: TorchSampler) -> None:
-    """One grid per attribute value (other attributes drawn from the data), same seeds each time."""
-    folder = run / "samples" / f"step-{step:08d}"
-    for attribute, values in config.schema.attributes:
-        for value in values:
-            samples = sampler.sample(config.train.samples_per_grid, {attribute: value}, seed=config.train.seed)
-            write_png(grid_path(folder, attribute, value), grid(samples.images))
-
-
-def grid_path(folder: Path, attribute: str, value: str) -> Path:
-    """``folder/ATTRIBUTE=VALUE.png``, refused unless it is a file directly inside ``folder``: the
-    schema's names are checked where config.json is read (``checked_name``), and this checks again."""
-    from synthscape.core.schema.conditions import checked_name
-
-    path = folder / f"{checked_name(attribute, 'an attribute name')}={checked_name(value, 'a value')}.png"
-    if path.parent != folder or path.resolve().parent != folder.resolve():
-        raise SynthscapeError(f"the sample grid {path} would leave {folder}")
-    return path
 
 
 def finite_or_raise(metrics: dict[str, float], step: int, last_good: int | None, run: Path, art: ArtifactConfig) -> None:
@@ -191,6 +159,8 @@ def train(
     progress: bool = True,
     on_checkpoint: CheckpointCallback | None = None,
     resume_overrides: Iterable[str] = (),
+    labels: LabelMapSchema | None = None,
+    crop: int | None = None,
 ) -> ArtifactConfig:
     """Train a conditional GAN or VAE on ``dataset`` of ``(image in [-1, 1], condition indices)``.
 
@@ -200,6 +170,10 @@ def train(
 
     Under ``torchrun`` each process trains a replica on its own slice of the data, ``batch_size`` images a
     step (world size times that in all); gradients are averaged before each optimizer step; rank 0 writes.
+
+    With ``labels`` (a layout model), items are ``(image, condition, label map)`` and the generator
+    renders label maps (``core/networks/layout.py``), trained on class-balanced crops of side
+    ``crop`` (``core/training/crops.py``; default: ``layout_runs.layout_network``).
     """
     if model not in OBJECTIVES:
         raise SynthscapeError(f"model must be one of {', '.join(OBJECTIVES)}, got {model!r}")
@@ -211,7 +185,7 @@ def train(
         try:
             # every rank checks the same inputs, so a refusal is every rank's; nobody writes before it
             art = prepare_run(run, resume, dataset, schema, model, domain, network, config or TrainConfig(),
-                              domain_meta or {}, resume_overrides)
+                              domain_meta or {}, resume_overrides, labels, crop)
             if art.privacy is not None:
                 check_world(group.world)
             over = resume and latest_checkpoint(run) is None  # stopped before its first checkpoint: start over
@@ -251,6 +225,8 @@ def _train(dataset: Dataset, run: Path, art: ArtifactConfig, resume: bool, devic
     if group.is_main:
         run.mkdir(parents=True, exist_ok=True)
     loop = Loop(run, art, objective, noise, group, device_, on_checkpoint, last_good=start if resume else None)
+    if art.label_map is not None:
+        loop.grid_items = grid_items(dataset, art.train.samples_per_grid)
     loop.run(batch_loader(dataset, art, objective, start, device_, group), start, progress, resume)
     group.barrier()
     world = f" on {group.world} processes" if group.distributed else ""
@@ -318,6 +294,7 @@ class Loop:
         self.sampler = TorchSampler(art, objective.sampler_network, device_)
         self.autocast = autocast_for(device_)
         self.checked = False
+        self.grid_items = None  # a layout model's grid: fixed training label maps and conditions (``grid_items``)
 
     def run(self, loader: DataLoader, start: int, progress: bool, resume: bool) -> None:
         """Steps ``start + 1`` .. ``steps``; metrics.csv is appended to on a resume."""
@@ -340,14 +317,20 @@ class Loop:
                 metrics_log.close()
             bar.close()
 
-    def step(self, step: int, images: torch.Tensor, condition: torch.Tensor) -> dict[str, float]:
-        """One optimisation step on a batch; every rank gets the same, finite, metrics or raises."""
-        images = images.to(self.device, non_blocking=True).float().contiguous(memory_format=self.layout)
-        condition = condition.to(self.device, non_blocking=True).long()
+    def step(self, step: int, images: torch.Tensor, condition: torch.Tensor,
+             layout: torch.Tensor | None = None) -> dict[str, float]:
+        """One optimisation step on a batch (a layout model's: cropped with its label maps); every
+        rank gets the same, finite, metrics or raises."""
+        images, condition = images.to(self.device, non_blocking=True).float(), condition.to(self.device, non_blocking=True).long()
+        if layout is not None:
+            layout = layout.to(self.device, non_blocking=True).long()
+            images, layout = crop_batch(images, layout, self.art.network.image_size, self.noise)
+        images = images.contiguous(memory_format=self.layout)
         if not self.checked and len(images):  # a Poisson batch (DP) may be empty
-            check_batch(self.art, images, condition)
+            check_batch(self.art, images, condition, layout)
             self.checked = True
-        metrics = {k: float(v) for k, v in self.objective.step(images, condition, step, self.noise, self.autocast).items()}
+        metrics = self.objective.step(images, condition, step, self.noise, self.autocast, layout=layout)
+        metrics = {k: float(v) for k, v in metrics.items()}
         metrics = self.group.average_metrics(metrics)  # every rank sees the same numbers, so all stop together
         finite_or_raise(metrics, step, self.last_good, self.run_dir, self.art)
         return metrics
@@ -356,7 +339,10 @@ class Loop:
         """Sample grids and checkpoints on their schedules (and at the last step)."""
         cfg = self.art.train
         if self.group.is_main and (step % cfg.eval_every == 0 or step == cfg.steps):
-            write_grids(self.run_dir, step, self.art, self.sampler)
+            if self.grid_items is not None:
+                write_layout_grid(self.run_dir, step, self.art, self.sampler, *self.grid_items)
+            else:
+                write_grids(self.run_dir, step, self.art, self.sampler)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             checkpoint(self.run_dir, step, self.art, self.objective, self.noise, self.group, self.last_good)
             self.last_good = step

@@ -79,6 +79,18 @@ class Objective(ABC):
         generator, so a resumed run draws the same ones as an uninterrupted one."""
         return torch.randn(batch, self.network.latent_dim, generator=noise, device=self.device)
 
+    def spatial_noise(self, layout: torch.Tensor | None, noise: torch.Generator) -> torch.Tensor | None:
+        """A layout model's noise map ``[B, 1, *label map size]`` from ``noise`` (None without a layout)."""
+        if layout is None:
+            return None
+        return torch.randn((layout.shape[0], 1, *layout.shape[1:]), generator=noise, device=self.device)
+
+    @staticmethod
+    def render(generator: nn.Module, z: torch.Tensor, condition: torch.Tensor, layout: torch.Tensor | None,
+               noise_map: torch.Tensor | None) -> torch.Tensor:
+        """The generator on its inputs: ``(z, condition)``, and a layout model's label map and noise map."""
+        return generator(z, condition) if layout is None else generator(z, condition, layout, noise_map)
+
     @property
     @abstractmethod
     def sampler_network(self) -> nn.Module:
@@ -86,8 +98,9 @@ class Objective(ABC):
 
     @abstractmethod
     def step(self, images: torch.Tensor, condition: torch.Tensor, step: int, noise: torch.Generator,
-             autocast: Autocast = no_autocast) -> dict[str, torch.Tensor]:
-        """One optimisation step on one batch; returns detached scalar metrics by name."""
+             autocast: Autocast = no_autocast, layout: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """One optimisation step on one batch (a layout model's: with its label maps); returns
+        detached scalar metrics by name."""
 
     def train_mode(self) -> None:
         """Trained modules in training mode and ``sampler_network`` in eval: the GAN's EMA copy is

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from synthscape.core.networks.nets import ConditionalEncoder, ConditionalGenerator
+from synthscape.core.networks.nets import ConditionalEncoder, build_generator
 from synthscape.core.training.objective import Autocast, Objective, no_autocast
 
 
@@ -41,7 +41,7 @@ class VAE(Objective):
     def __init__(self, network, train, cardinalities, device):
         super().__init__(network, train, cardinalities, device)
         self.encoder = ConditionalEncoder(network, cardinalities).to(device)
-        self.decoder = ConditionalGenerator(network, cardinalities).to(device)
+        self.decoder = build_generator(network, cardinalities).to(device)
         self.modules = {"encoder": self.encoder, "decoder": self.decoder}
         self.optimizers = {"vae": self.adam(self.encoder, self.decoder, lr=train.lr_generator)}
 
@@ -60,7 +60,7 @@ class VAE(Objective):
         """The KL term's weight at ``step``: ``kl_beta`` ramped up linearly over ``kl_warmup_steps``."""
         return self.train.kl_beta * min(1.0, step / max(1, self.train.kl_warmup_steps))
 
-    def step(self, images, condition, step, noise, autocast: Autocast = no_autocast):
+    def step(self, images, condition, step, noise, autocast: Autocast = no_autocast, layout=None):
         """One negative-ELBO step on the batch; returns detached metrics by name. An empty batch
         (Poisson sampling, DP only) still takes the noise-only step, so the accountant's count holds."""
         weight = self.kl_weight(step)
@@ -70,10 +70,10 @@ class VAE(Objective):
             self.optimizer_step("vae", noise)
             return {"kl_weight": torch.tensor(weight)}
         with autocast():
-            mu, logvar = self.encoder(images, condition)
+            mu, logvar = self.encoder(images, condition, layout)
             mu, logvar = mu.float(), logvar.float()
             z = mu + torch.randn(mu.shape, generator=noise, device=self.device) * (0.5 * logvar).exp()
-            reconstruction = self.decoder(z, condition).float()
+            reconstruction = self.render(self.decoder, z, condition, layout, self.spatial_noise(layout, noise)).float()
         rec_each = (reconstruction - images.float()).square().flatten(1).sum(1)
         kl_each = kl_per_sample(mu, logvar)
         rec, kl = rec_each.mean(), kl_each.mean()

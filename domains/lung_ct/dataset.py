@@ -24,11 +24,13 @@ from synthscape.core.errors import SynthscapeError
 from synthscape.domains.labels import conditions_of, read_labels, unlisted_files
 from synthscape.domains.lung_ct.dicom import read_dicom_series
 from synthscape.domains.lung_ct.nifti import read_nifti
-from synthscape.domains.lung_ct.schema import HU_WINDOW, SCHEMA, CTMeta
+from synthscape.core.schema.labelmap import apply_mapping, read_mapping
+from synthscape.domains.lung_ct.schema import HU_WINDOW, LABELS, SCHEMA, CTMeta
 
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-FILE_COLUMNS = ("path", "lung_mask", "nodule_mask", "dicom")  # labels.csv columns that name files
+FILE_COLUMNS = ("path", "lung_mask", "nodule_mask", "dicom", "mask")  # labels.csv columns that name files
+MAPPING = "label_mapping.json"  # beside labels.csv: the values of the `mask` files -> our class names (docs/lung-ct.md)
 
 
 def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -52,14 +54,19 @@ class LoadCTd(MapTransform):
         return out
 
 
-def ct_pipeline(size: Sequence[int], spacing: Sequence[float], window: Sequence[float] = HU_WINDOW) -> Compose:
-    """The training transform of one volume; the same for simulated and real data."""
+def ct_pipeline(size: Sequence[int], spacing: Sequence[float], window: Sequence[float] = HU_WINDOW,
+                layout: bool = False) -> Compose:
+    """The training transform of one volume, and with ``layout`` of its label map (``label``: resampled
+    by nearest neighbour, padded with background), through the same geometry; the same for
+    simulated and real data."""
     low, high = window
+    keys = ("image", "label") if layout else ("image",)
     return Compose([
-        LoadCTd("image"),
-        Orientationd("image", axcodes="RAS", labels=RAS_LABELS),
-        Spacingd("image", pixdim=tuple(spacing), mode="bilinear", padding_mode="border"),
+        LoadCTd(keys),
+        Orientationd(keys, axcodes="RAS", labels=RAS_LABELS),
+        Spacingd(keys, pixdim=tuple(spacing), mode=("bilinear", "nearest")[: len(keys)], padding_mode="border"),
         ResizeWithPadOrCropd("image", spatial_size=tuple(size), mode="constant", value=float(low)),
+        *([ResizeWithPadOrCropd("label", spatial_size=tuple(size), mode="constant", value=0.0)] if layout else []),
         ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=-1.0, b_max=1.0, clip=True),
     ])
 
@@ -88,7 +95,9 @@ def our_errors() -> Iterator[None]:
 
 
 class LungCTDataset(Dataset):
-    """``(image [1, X, Y, Z] in [-1, 1], condition indices [3])`` for every row of labels.csv.
+    """``(image [1, X, Y, Z] in [-1, 1], condition indices [3])`` for every row of labels.csv; with
+    ``layout``, also the label map ``[X, Y, Z]`` (int64, ``LABELS`` ids) its ``mask`` column names,
+    through ``label_mapping.json`` beside labels.csv when the files use other values.
 
     ``size`` and ``spacing`` default to those of the first volume, so a simulated data set
     trains at its own geometry; real data usually wants both set. Files outside ``root``
@@ -97,13 +106,17 @@ class LungCTDataset(Dataset):
 
     def __init__(self, root: str | Path, size: int | Sequence[int] | None = None,
                  spacing: float | Sequence[float] | None = None, window: Sequence[float] = HU_WINDOW,
-                 cache_workers: int = 0, progress: bool = True, allow_outside_paths: bool = False):
+                 cache_workers: int = 0, progress: bool = True, allow_outside_paths: bool = False, layout: bool = False):
         root = Path(root)
         rows = read_labels(root, SCHEMA, file_columns=FILE_COLUMNS, allow_outside_paths=allow_outside_paths)
         listed = {row[c] for row in rows for c in FILE_COLUMNS if row.get(c)}
         if stray := unlisted_volumes(root, listed):
             raise SynthscapeError(f"{root / stray[0]} has no row in {root / 'labels.csv'} ({len(stray)} volume(s) unlisted)")
         self.paths = [root / row["path"] for row in rows]
+        self.layout = layout
+        items = [{"image": str(p)} for p in self.paths]
+        if layout:
+            items = self.with_masks(root, rows, items)
         self.conditions = SCHEMA.encode(conditions_of(rows, SCHEMA))
         if size is None or spacing is None:
             volume, affine = read_volume(self.paths[0])
@@ -114,13 +127,27 @@ class LungCTDataset(Dataset):
         self.window = tuple(float(w) for w in window)
         self.meta = asdict(CTMeta(hu_window=list(self.window), spacing=list(self.spacing), size=list(self.size)))
         with our_errors():
-            self.volumes = CacheDataset([{"image": str(p)} for p in self.paths], ct_pipeline(self.size, self.spacing, self.window),
+            self.volumes = CacheDataset(items, ct_pipeline(self.size, self.spacing, self.window, layout),
                                         num_workers=cache_workers or None, progress=progress and sys.stderr.isatty())
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def with_masks(self, root: Path, rows: list[dict], items: list[dict]) -> list[dict]:
+        """``items`` with each row's ``mask`` file as ``label``; every row must name one."""
+        missing = [i for i, row in enumerate(rows) if not row.get("mask")]
+        if missing:
+            raise SynthscapeError(f"{root / 'labels.csv'}: layout training needs a `mask` column naming each volume's label "
+                                  f"map (row {missing[0] + 2} has none); `synthscape simulate lung-ct` writes one")
+        self.mapping = read_mapping(root / MAPPING, LABELS) if (root / MAPPING).is_file() else None
+        return [{**item, "label": str(root / row["mask"])} for item, row in zip(items, rows)]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         with our_errors():
-            image = self.volumes[index]["image"]
-        return image.as_tensor().float(), torch.from_numpy(self.conditions[index])
+            item = self.volumes[index]
+        image, condition = item["image"].as_tensor().float(), torch.from_numpy(self.conditions[index])
+        if not self.layout:
+            return image, condition
+        label = apply_mapping(np.rint(item["label"].as_tensor()[0].numpy()).astype(np.int64), self.mapping, LABELS,
+                              f"the label map of {self.paths[index]}")
+        return image, condition, torch.from_numpy(label.astype(np.int64))

@@ -18,7 +18,7 @@ from synthscape.domains.labels import write_labels
 from synthscape.domains.lung_ct.dicom import write_dicom_series
 from synthscape.domains.lung_ct.nifti import write_nifti
 from synthscape.domains.lung_ct.phantom import chest_phantom, default_spacing
-from synthscape.domains.lung_ct.schema import SCHEMA, CTMeta
+from synthscape.domains.lung_ct.schema import LABELS, SCHEMA, CTMeta, label_map
 from synthscape.domains.parallel import parallel_map
 
 FORMATS = ("nifti", "dicom")
@@ -81,12 +81,13 @@ def simulate_one(out: Path, seed: int, size: tuple[int, int, int], spacing: tupl
     affine = centred_affine(size, spacing)
     name = f"case-{index:05d}"
     row = {"path": f"volumes/{name}.nii.gz", **condition, "lung_mask": f"masks/{name}_lung.nii.gz",
-           "nodule_mask": f"masks/{name}_nodule.nii.gz", "margin": phantom.nodule.get("margin", ""),
+           "nodule_mask": f"masks/{name}_nodule.nii.gz", "mask": f"masks/{name}_labels.nii.gz", "margin": phantom.nodule.get("margin", ""),
            "diameter_mm": f"{phantom.nodule['diameter_mm']:.2f}" if phantom.nodule else "", "seed": seed}
     if "nifti" in formats:
         write_nifti(out / row["path"], phantom.hu, affine)
     write_nifti(out / row["lung_mask"], phantom.lung_mask, affine, dtype=np.uint8)
     write_nifti(out / row["nodule_mask"], phantom.nodule_mask, affine, dtype=np.uint8)
+    write_nifti(out / row["mask"], label_map(phantom.lung_mask, phantom.nodule_mask, condition["kind"]), affine, dtype=np.uint8)
     if "dicom" in formats:
         row["dicom"] = f"dicom/{name}"
         write_dicom_series(out / row["dicom"], phantom.hu, affine, series_description=f"{SYNTHETIC} phantom",
@@ -96,11 +97,27 @@ def simulate_one(out: Path, seed: int, size: tuple[int, int, int], spacing: tupl
     return row
 
 
+def write_layout(out: Path, name: str, row: dict[str, Any], labels: np.ndarray, affine: np.ndarray) -> list[Path]:
+    """A sample's label map as ``masks/NAME_labels.nii.gz`` (uint8, the image's affine) and, beside
+    its DICOM series, ``dicom/NAME_seg.dcm``; records both in ``row`` (``mask``, ``seg``)."""
+    row["mask"] = f"masks/{name}_labels.nii.gz"
+    files = [write_nifti(out / row["mask"], labels, affine, dtype=np.uint8)]
+    if "dicom" in row:
+        from synthscape.domains.lung_ct.dicom_seg import write_dicom_seg
+
+        row["seg"] = f"dicom/{name}_seg.dcm"
+        files.append(write_dicom_seg(out / row["seg"], labels, out / row["dicom"], LABELS,
+                                     description=f"{SYNTHETIC} label map"))
+    return files
+
+
 class LungCT:
     """The lung-ct domain: 3-D chest CT in Hounsfield units, conditioned on a nodule's presence, size and kind."""
 
     name = "lung-ct"
     schema = SCHEMA
+    labels = LABELS
+    mask_focus = "nodule_"  # the label-map classes the evaluation's mask rows score
     spatial_dims = 3
     meta_type = CTMeta
 
@@ -126,7 +143,7 @@ class LungCT:
             raise SynthscapeError(f"lung-ct size must be at least 8 and spacing positive, got size={size} spacing={spacing}")
         task = partial(simulate_one, out, seed, size, spacing, tuple(parse_formats(formats)), mix)
         rows = parallel_map(task, count, workers, desc="simulate lung-ct", unit="volume")
-        write_labels(out, rows, SCHEMA, extras=("lung_mask", "nodule_mask", "margin", "diameter_mm", "seed", "dicom"))
+        write_labels(out, rows, SCHEMA, extras=("lung_mask", "nodule_mask", "mask", "margin", "diameter_mm", "seed", "dicom"))
         return out
 
     def dataset(self, path: Path, size: int | Sequence[int] | None = None,
@@ -137,11 +154,24 @@ class LungCT:
 
         return LungCTDataset(path, size=size, spacing=spacing, allow_outside_paths=allow_outside_paths, **options)
 
+    def draw_layout(self, condition: Mapping[str, str], size: Sequence[int], meta: Mapping[str, Any] | None,
+                    rng: np.random.Generator) -> np.ndarray:
+        """A label map (``LABELS`` ids, uint8 ``[X, Y, Z]``) of a new phantom drawn for ``condition`` at
+        ``size`` voxels and the spacing of ``meta`` (a run's ``domain_meta``): the lungs, and the nodule
+        of the condition's size and kind. What a layout model renders when no layouts are given."""
+        geometry = read_meta(CTMeta, meta, self.name)
+        spacing = tuple(geometry.spacing) if geometry.spacing is not None else default_spacing(size)
+        phantom = chest_phantom(tuple(int(s) for s in size), spacing, dict(condition), rng)
+        return label_map(phantom.lung_mask, phantom.nodule_mask, condition["kind"])
+
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
               formats: Sequence[str] | str | None = None, *, seed: int | None = None,
-              indices: Sequence[int] | None = None, meta: Mapping[str, Any] | None = None) -> list[Path]:
+              indices: Sequence[int] | None = None, meta: Mapping[str, Any] | None = None,
+              layouts: np.ndarray | None = None) -> list[Path]:
         """Generated volumes ``[N, 1, X, Y, Z]`` in [-1, 1] -> HU NIfTI and/or DICOM + labels.csv,
-        at the spacing and through the HU window of ``meta`` (``CTMeta``: a run's ``domain_meta``)."""
+        at the spacing and through the HU window of ``meta`` (``CTMeta``: a run's ``domain_meta``).
+        A layout model's label maps ``layouts`` ``[N, X, Y, Z]`` are written beside them (NIfTI with
+        the image's affine, the ``mask`` column) and, with DICOM, as a DICOM Segmentation of the series."""
         geometry = read_meta(CTMeta, meta, self.name)
         images = np.asarray(images)
         if images.ndim != 5 or images.shape[1] != 1:
@@ -152,7 +182,7 @@ class LungCT:
         affine = centred_affine(images.shape[2:], spacing)
         low, high = geometry.hu_window
         files, rows = [], []
-        for image, condition, index in zip(images, conditions, indices):
+        for position, (image, condition, index) in enumerate(zip(images, conditions, indices)):
             hu = (np.clip(image[0], -1, 1) + 1) / 2 * (high - low) + low
             name = f"sample-{index:06d}"
             row = {**condition, "seed": seed, "index": index}
@@ -164,8 +194,10 @@ class LungCT:
                 row.setdefault("path", row["dicom"])
                 files += write_dicom_series(out / row["dicom"], hu, affine, series_description=f"{SYNTHETIC} sample",
                                             derivation=f"synthscape generator; {condition_text(condition, seed, index)}")
+            if layouts is not None:
+                files += write_layout(out, name, row, LABELS.check(layouts[position], f"the label map of sample {index}"), affine)
             rows.append(row)
-        files.append(write_labels(out, rows, SCHEMA, extras=("seed", "index", "dicom")))
+        files.append(write_labels(out, rows, SCHEMA, extras=("seed", "index", "dicom", "mask", "seg")))
         return files
 
 

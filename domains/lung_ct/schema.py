@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.limits import check_voxels
 from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.schema.config import number, whole_list
+from synthscape.core.schema.labelmap import LabelMapSchema
 
 SCHEMA = ConditionSchema({
     "nodule": ["absent", "present"],
@@ -54,3 +57,18 @@ def _entries(value: object, name: str, length: int) -> tuple:
     if not isinstance(value, (list, tuple)) or len(value) != length:
         raise SynthscapeError(f"{name} must be a list of {length} numbers, got {shown(repr(value))}")
     return tuple(value)
+
+
+# The layout (label map) classes of lung-ct: what a layout model is told, voxel by voxel. Lung and
+# one class per nodule kind, so a sample's mask says where its nodule is and what it is; vessels,
+# airways, bone and soft tissue are left for the generator to invent (docs/lung-ct.md, "Layouts").
+LABELS = LabelMapSchema(("background", "lung", *(f"nodule_{kind}" for kind in SCHEMA.values("kind") if kind != "none")))
+
+
+def label_map(lung_mask: np.ndarray, nodule_mask: np.ndarray, kind: str) -> np.ndarray:
+    """The phantom's lung and nodule masks as one uint8 label map in ``LABELS`` ids (the nodule's
+    class from its ``kind``; ``none``: no nodule class)."""
+    labels = (np.asarray(lung_mask) > 0).astype(np.uint8) * LABELS.id("lung")
+    if kind != "none":
+        labels[np.asarray(nodule_mask) > 0] = LABELS.id(f"nodule_{kind}")
+    return labels

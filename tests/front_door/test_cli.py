@@ -6,17 +6,22 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import BlobsDomain
 
 from synthscape.cli import build_parser, main
+from synthscape.domains.base import register, unregister
 
 COMMANDS = ["domains", "simulate", "train", "sample", "export", "evaluate", "run"]
 
 
-def test_help_explains_every_option(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "synthscape", "--help"], capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0
+def test_help_explains_every_option(capsys):
+    # in this process: `python -m synthscape` itself is run by test_crash.py and test_progress.py
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
     for command in COMMANDS:
-        assert command in result.stdout
+        assert command in out
     subparsers = build_parser()._subparsers._group_actions[0].choices
     assert sorted(subparsers) == sorted(COMMANDS)
     for name, parser in subparsers.items():
@@ -47,6 +52,24 @@ def test_simulate_train_sample_end_to_end(blobs_domain, tmp_path, capsys):
     assert np.load(out / rows[0]["path"]).shape == (1, 16, 16)
 
 
+@pytest.fixture(scope="module")
+def blobs_run(tmp_path_factory):
+    """A blobs data set and a GAN trained 2 steps on it, made once for the bad-input cases (which only read it)."""
+    root = tmp_path_factory.mktemp("cli")
+    domain = register(BlobsDomain(), replace=True)
+    try:
+        assert main(["-q", "simulate", "blobs", "--out", str(root / "data"), "--count", "8"]) == 0
+        assert main(["-q", "train", "blobs", "--data", str(root / "data"), "--model", "gan", "--out", str(root / "run"),
+                     "--steps", "2", "--batch-size", "4"]) == 0
+    finally:
+        unregister(domain.name)
+    return root
+
+
+def tree(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*"))
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -59,19 +82,15 @@ def test_simulate_train_sample_end_to_end(blobs_domain, tmp_path, capsys):
         (["train", "blobs", "--data", "{tmp}/none", "--model", "gan", "--out", "{tmp}/r"], "is not a folder"),
     ],
 )
-def test_bad_input_gives_one_line_and_writes_nothing(blobs_domain, tmp_path, capsys, argv, message):
-    run = tmp_path / "run"
-    data = tmp_path / "data"
-    main(["-q", "simulate", "blobs", "--out", str(data), "--count", "8"])
-    main(["-q", "train", "blobs", "--data", str(data), "--model", "gan", "--out", str(run), "--steps", "2",
-          "--batch-size", "4"])
+def test_bad_input_gives_one_line_and_writes_nothing(blobs_domain, blobs_run, tmp_path, capsys, argv, message):
+    run = blobs_run / "run"
     capsys.readouterr()
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    before = tree(tmp_path), tree(blobs_run)
     argv = [a.format(tmp=tmp_path, run=run) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("synthscape: error: ") and message in err and "\n" not in err
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert (tree(tmp_path), tree(blobs_run)) == before
 
 
 def test_import_needs_no_torch(tmp_path):

@@ -6,19 +6,32 @@ from collections import Counter
 import numpy as np
 import pytest
 from blobs import SCHEMA
+from conftest import BlobsDomain
 
 from synthscape.cli import main
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.sampling.orders import read_plan
+from synthscape.domains.base import register, unregister
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A blobs GAN trained 2 steps, made once: the tests only sample from it."""
+    root = tmp_path_factory.mktemp("orders")
+    data, run = root / "data", root / "run"
+    domain = register(BlobsDomain(), replace=True)
+    try:
+        assert main(["-q", "simulate", "blobs", "--out", str(data), "--count", "16"]) == 0
+        assert main(["-q", "train", "blobs", "--data", str(data), "--model", "gan", "--out", str(run),
+                     "--steps", "2", "--batch-size", "4"]) == 0
+    finally:
+        unregister(domain.name)
+    return run
 
 
 @pytest.fixture
-def run(blobs_domain, tmp_path):
-    data, run = tmp_path / "data", tmp_path / "run"
-    assert main(["-q", "simulate", "blobs", "--out", str(data), "--count", "16"]) == 0
-    assert main(["-q", "train", "blobs", "--data", str(data), "--model", "gan", "--out", str(run),
-                 "--steps", "2", "--batch-size", "4"]) == 0
-    return run
+def run(blobs_domain, trained):
+    return trained
 
 
 def write_plan(path, text):

@@ -22,7 +22,8 @@ from onnx import TensorProto, helper
 
 from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.schema.conditions import NAME_MAX, ConditionSchema, checked_name
-from synthscape.core.training.loop import grid_path, train
+from synthscape.core.training.loop import train
+from synthscape.core.training.sample_grids import grid_path
 from synthscape.domains import available_domains
 from synthscape.domains.base import register, unregister
 from synthscape.exports.runtime import METADATA_KEY

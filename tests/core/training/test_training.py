@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,21 @@ def run_training(run, model="gan", spatial_dims=2, steps=20, **kwargs):
                  config=tiny_train(steps=steps), progress=False, **kwargs)
 
 
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """``straight(model)``: an uninterrupted ``run_training`` run of that model, trained once for the module
+    on first use; tests only read it (or copy it)."""
+    root, made = tmp_path_factory.mktemp("straight"), {}
+
+    def get(model: str) -> Path:
+        if model not in made:
+            run_training(root / model, model=model)
+            made[model] = root / model
+        return made[model]
+
+    return get
+
+
 def checkpoint_tensors(run) -> dict[str, torch.Tensor]:
     folder = latest_checkpoint(Path(run))
     tensors = load_file(folder / "weights.safetensors")
@@ -41,9 +57,8 @@ def checkpoint_tensors(run) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def test_run_directory_is_as_designed(tmp_path):
-    run = tmp_path / "run"
-    run_training(run)
+def test_run_directory_is_as_designed(straight):
+    run = straight("gan")
     assert {p.name for p in run.iterdir()} >= {"config.json", "generator.safetensors", "checkpoint", "metrics.csv", "samples"}
     config = json.loads((run / "config.json").read_text())
     assert config["schema"] == SCHEMA.to_dict() and config["model"] == "gan" and config["step"] == 20
@@ -82,9 +97,8 @@ def test_three_planes_follow_the_radiological_convention():
     assert (axial == 1).sum() == (coronal == 1).sum() == (sagittal == 1).sum() == 1
 
 
-def test_artifact_round_trips_through_safetensors(tmp_path):
-    run = tmp_path / "run"
-    run_training(run, model="vae")
+def test_artifact_round_trips_through_safetensors(straight):
+    run = straight("vae")
     ema = {k[len("decoder."):]: v for k, v in load_file(latest_checkpoint(run) / "weights.safetensors").items()
            if k.startswith("decoder.")}
     generator = load_run(run)
@@ -104,9 +118,8 @@ KILLER = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("model", ["gan", "vae"])
-def test_resume_after_kill_gives_the_same_weights(tmp_path, model):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run_training(straight, model=model)
+def test_resume_after_kill_gives_the_same_weights(straight, tmp_path, model):
+    straight, resumed = straight(model), tmp_path / "resumed"
     proc = subprocess.run([sys.executable, "-c", KILLER.format(tests=str(TESTS), here=str(Path(__file__).parent), run=str(resumed), model=model)])
     assert proc.returncode == -signal.SIGKILL
     assert json.loads((resumed / "checkpoint" / "latest.json").read_text())["step"] == 10
@@ -170,21 +183,20 @@ class Exploit:
         return (os.system, ("touch pwned",))
 
 
-def test_no_pickle_is_ever_executed(tmp_path, monkeypatch):
+def test_no_pickle_is_ever_executed(straight, tmp_path, monkeypatch):
     """A checkpoint state.pt that carries code is refused by weights_only loading."""
     monkeypatch.chdir(tmp_path)
-    run = tmp_path / "run"
-    run_training(run, steps=10)
+    run = Path(shutil.copytree(straight("gan"), tmp_path / "run"))  # trained to step 20
     state = latest_checkpoint(run) / "state.pt"
     with state.open("wb") as handle:
         pickle.dump({"step": Exploit()}, handle, protocol=2)
     with pytest.raises(SynthscapeError, match="could not be loaded safely"):
-        run_training(run, steps=20, resume=True)
+        run_training(run, steps=30, resume=True)
     assert not (tmp_path / "pwned").exists()
 
 
 def test_cuda_request_without_cuda_is_refused():
-    from synthscape.core.training.loop import select_device
+    from synthscape.core.training.devices import select_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

@@ -1,0 +1,80 @@
+"""The layout model's part of the evaluation: does the image obey its label map, and does one label map
+give many images?
+
+- **Mask fidelity**: a segmentation network (``segmentation.py``, MONAI's UNet) trained on the
+  real train split looks for the focus classes (lung-ct: the nodule kinds) in images rendered from
+  the held-out items' label maps, scored by Dice against those label maps. Reference: the same
+  network on the held-out real images against their own masks.
+- **Segmentation utility**: the same network trained on renders of the train split's label maps
+  instead of the real images, tested on held-out real (TSTR), against the real-trained one (TRTR).
+- **One layout, many images**: renders of one label map with different sample indices (latent and
+  noise maps), their within-condition diversity against real items of the same condition: a
+  generator that ignores its noise makes one image per layout, however good that image is.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from synthscape.core.evaluation.diversity import within_condition_diversity
+from synthscape.core.evaluation.segmentation import mask_fidelity, train_segmenter
+from synthscape.core.evaluation.verdicts import MetricRow
+
+if TYPE_CHECKING:
+    from synthscape.core.evaluation.suite import _Run
+
+log = logging.getLogger("synthscape")
+
+
+def focus_ids(run: _Run) -> list[int]:
+    """The classes the mask rows score (``settings.mask_focus``: a class-name prefix; empty: every
+    class but the background)."""
+    classes = run.draw.sampler.label_map.classes
+    prefix = run.settings.mask_focus
+    return [i for i, name in enumerate(classes) if i and name.startswith(prefix)]
+
+
+def mask_rows(run: _Run, matched: np.ndarray, synthetic: np.ndarray) -> None:
+    """Mask fidelity (``matched``: renders of the held-out label maps) and segmentation TSTR / TRTR
+    (``synthetic``: renders of the train label maps)."""
+    ids, classes = focus_ids(run), len(run.draw.sampler.label_map)
+    names = "+".join(run.draw.sampler.label_map.classes[i] for i in ids)
+    steps = run.settings.segmenter_steps
+    log.info("evaluate: segmentation networks on %d real / %d rendered items (%d steps each)", len(run.x_train),
+             len(synthetic), steps)
+    crop = run.settings.segmenter_crop or None
+    real = train_segmenter(run.x_train, run.l_train, classes, steps=steps, seed=run.seed, crop=crop)
+    gen, ref = mask_fidelity(real, matched, run.l_held, ids), mask_fidelity(real, run.x_held, run.l_held, ids)
+    run.rows.append(MetricRow("mask fidelity", f"{names} Dice: a segmenter trained on real finds it where the label "
+                              "map says", gen, ref, "higher", "reference: the same segmenter on held-out real images "
+                              "and their masks; must reach 0.9 of it", tolerance=0.1))
+    tstr = mask_fidelity(train_segmenter(synthetic, run.l_train, classes, steps=steps, seed=run.seed, crop=crop),
+                         run.x_held, run.l_held, ids)
+    ratio = tstr / ref if ref else float("nan")
+    run.rows.append(MetricRow("utility", f"{names} segmentation: train on synthetic, test on real (TSTR / TRTR)", ratio,
+                              1.0, "higher", f"TSTR Dice {tstr:.3f}, TRTR Dice {ref:.3f}", tolerance=0.2))
+    run.values["mask_fidelity"] = {"classes": names, "generated": gen, "real": ref}
+    run.values["segmentation_utility"] = {"tstr": tstr, "trtr": ref, "ratio": ratio}
+
+
+def same_layout_diversity(run: _Run, common: np.ndarray, real_index: np.ndarray) -> np.ndarray:
+    """``per_condition`` renders of one label map per common condition row (the first real item's of
+    that row), their within-condition diversity against the real items ``real_index`` of those rows.
+    Returns the renders, grouped by row."""
+    per, layouts, rows = run.settings.per_condition, [], []
+    for row in common:
+        item = int(np.flatnonzero((run.conditions == row).all(1))[0])
+        layouts += [run.layouts[item]] * per
+        rows += [row] * per
+    renders, rows = run.draw.like(np.asarray(rows), np.asarray(layouts))
+    gen = within_condition_diversity(renders, rows)["diversity"]
+    real = within_condition_diversity(run.images[real_index], run.conditions[real_index])["diversity"]
+    run.rows.append(MetricRow("diversity", "one label map, many images: diversity of renders of the same label map "
+                              "(1 - mean pairwise MS-SSIM)", gen, real, "higher",
+                              "reference: real items of the same condition, each its own anatomy; must reach half of it",
+                              tolerance=0.5))
+    run.values["same_layout_diversity"] = {"generated": gen, "real": real, "ratio": gen / real if real else float("nan")}
+    return renders
