@@ -93,7 +93,11 @@ def prepare_run(run: Path, resume: bool, dataset: Dataset, schema: ConditionSche
         raise SynthscapeError(f"{run} already exists and is not empty{stopped}; pass --resume to continue it or choose another --out")
     if len(dataset) == 0:
         raise SynthscapeError("the training data set is empty")
-    shape = tuple(dataset[0][0].shape)
+    first = dataset[0]
+    if (len(first) == 3) != (labels is not None):
+        raise SynthscapeError("a layout model trains on (image, condition, label map) items, a class-only one on "
+                              "(image, condition); this data set gives the other kind")
+    shape = tuple(first[0].shape)
     if labels is not None:
         network = layout_network(network, shape, labels, crop, train)
     network = network or default_network(len(shape) - 1, shape[1:], shape[0])
@@ -113,10 +117,8 @@ def left_behind(run: Path) -> bool:
 
 def check_batch(config: ArtifactConfig, images: torch.Tensor, condition: torch.Tensor,
                 layout: torch.Tensor | None = None) -> None:
-    """The first batch is checked against the network: shape, dtype and the [-1, 1] range."""
-    if (layout is None) != (config.label_map is None):
-        raise SynthscapeError("a layout model trains on (image, condition, label map) items, a class-only one on "
-                              "(image, condition); this data set gives the other kind")
+    """The first batch is checked against the network: shape, dtype and the [-1, 1] range (whether
+    items carry label maps was checked on the first item, by ``prepare_run``)."""
     check_inputs(config.network, config.schema.cardinalities, None, condition, images, layout)
     low, high = images.min().item(), images.max().item()
     if low < -1.001 or high > 1.001:

@@ -136,7 +136,7 @@ def test_the_label_map_schema_travels_in_config_json_and_must_match_the_network(
 
 
 @pytest.mark.parametrize("layout, message", [
-    (torch.zeros(1, 12, 16, 16, dtype=torch.long), "multiple of 4"),
+    (torch.zeros(1, 10, 16, 16, dtype=torch.long), "multiple of 4"),
     (torch.full((1, 16, 16, 16), 3, dtype=torch.long), "knows 0..2"),
     (torch.zeros(1, 16, 16, 16, dtype=torch.int32), "int64"),
 ])

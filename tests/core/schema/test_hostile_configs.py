@@ -81,7 +81,7 @@ def no_network(monkeypatch):
     """Building a generator fails the test: the refusal must come before any torch module exists."""
     def refuse(*args, **kwargs):
         raise AssertionError("a generator was built from a config that should have been refused")
-    monkeypatch.setattr(artifacts, "ConditionalGenerator", refuse)
+    monkeypatch.setattr(artifacts, "build_generator", refuse)
 
 
 def edited_run(runs: dict, domain: str, tmp_path: Path, edit: Callable[[dict], object]) -> Path:

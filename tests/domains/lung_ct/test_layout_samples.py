@@ -23,10 +23,10 @@ def rows(folder):
 def layout_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("lung-layout")
     data, run = root / "data", root / "run"
-    assert main(["simulate", "lung-ct", "--out", str(data), "--count", "10", "--size", "16", "--spacing", "5",
-                 "--nodule-sizes", "large", "--workers", "1", "--quiet"]) == 0
-    assert main(["train", "lung-ct", "--data", str(data), "--model", "gan", "--layout", "--crop", "8", "--out", str(run),
-                 "--steps", "2", "--batch-size", "4", "--quiet"]) == 0
+    assert main(["--quiet", "simulate", "lung-ct", "--out", str(data), "--count", "10", "--size", "16", "--spacing", "5",
+                 "--nodule-sizes", "large", "--workers", "1"]) == 0
+    assert main(["--quiet", "train", "lung-ct", "--data", str(data), "--model", "gan", "--layout", "--crop", "8", "--out", str(run),
+                 "--steps", "2", "--batch-size", "4"]) == 0
     return data, run
 
 
@@ -44,8 +44,8 @@ def test_simulated_data_lists_a_label_map_per_volume(layout_run):
 def test_samples_at_another_size_carry_their_label_map_and_seg(layout_run, tmp_path):
     _, run = layout_run
     out = tmp_path / "samples"
-    assert main(["sample", str(run), "--count", "2", "--out", str(out), "--size", "24", "--format", "nifti,dicom",
-                 "--condition", "nodule=present", "--quiet"]) == 0
+    assert main(["--quiet", "sample", str(run), "--count", "2", "--out", str(out), "--size", "24", "--format", "nifti,dicom",
+                 "--condition", "nodule=present"]) == 0
     for row in rows(out):
         image, labels = nib.load(out / row["path"]), nib.load(out / row["mask"])
         assert image.shape == labels.shape == (24, 24, 24)
@@ -62,9 +62,8 @@ def test_samples_at_another_size_carry_their_label_map_and_seg(layout_run, tmp_p
 
 def test_sample_i_depends_on_seed_and_index_alone(layout_run, tmp_path):
     _, run = layout_run
-    assert main(["sample", str(run), "--count", "3", "--out", str(tmp_path / "all"), "--seed", "4", "--quiet"]) == 0
-    assert main(["sample", str(run), "--count", "1", "--start", "2", "--out", str(tmp_path / "one"), "--seed", "4",
-                 "--quiet"]) == 0
+    assert main(["--quiet", "sample", str(run), "--count", "3", "--out", str(tmp_path / "all"), "--seed", "4"]) == 0
+    assert main(["--quiet", "sample", str(run), "--count", "1", "--start", "2", "--out", str(tmp_path / "one"), "--seed", "4"]) == 0
     whole, alone = rows(tmp_path / "all")[2], rows(tmp_path / "one")[0]
     for column in ("path", "mask"):
         np.testing.assert_allclose(np.asarray(nib.load(tmp_path / "one" / alone[column]).dataobj),
@@ -74,7 +73,7 @@ def test_sample_i_depends_on_seed_and_index_alone(layout_run, tmp_path):
 def test_given_layouts_are_rendered_in_row_order_with_their_conditions(layout_run, tmp_path):
     data, run = layout_run
     out = tmp_path / "from-folder"
-    assert main(["sample", str(run), "--layouts", str(data), "--count", "3", "--out", str(out), "--quiet"]) == 0
+    assert main(["--quiet", "sample", str(run), "--layouts", str(data), "--count", "3", "--out", str(out)]) == 0
     given, made = rows(data)[:3], rows(out)
     assert [{k: r[k] for k in ("nodule", "size", "kind")} for r in made] == [{k: r[k] for k in ("nodule", "size", "kind")} for r in given]
     for source, sample in zip(given, made):
@@ -89,6 +88,6 @@ def test_given_layouts_are_rendered_in_row_order_with_their_conditions(layout_ru
 ])
 def test_bad_layout_options_are_one_line(layout_run, tmp_path, capsys, options, message):
     _, run = layout_run
-    assert main(["sample", str(run), "--count", "1", "--out", str(tmp_path / "x"), *options]) == 2
+    assert main(["--quiet", "sample", str(run), "--count", "1", "--out", str(tmp_path / "x"), *options]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
