@@ -172,7 +172,7 @@ def write_samples(domain: Domain, batches: Iterable[Any], out: Path, formats: Se
 
     written, rows, header, shown_images = Written(), [], None, []
     for batch in batches:
-        layouts = {"layouts": batch.layouts} if getattr(batch, "layouts", None) is not None else {}
+        layouts = {"layouts": batch.layouts} if batch.layouts is not None else {}
         files = domain.write(batch.images, batch.conditions, out, formats=formats, seed=batch.seed,
                              indices=batch.indices.tolist(), meta=meta, **layouts)
         with (out / LABELS).open(newline="", encoding="utf-8") as handle:

@@ -17,6 +17,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.networks.blocks import ConditionalGroupNorm, ConditionEmbedding, DownTrunk, UpBlock, conv
+from synthscape.core.networks.layout import LayoutGenerator, one_hot
 from synthscape.core.schema.config import NetworkConfig
 
 
@@ -123,8 +124,6 @@ def with_layout(x: torch.Tensor, layout: torch.Tensor | None, classes: int) -> t
     """``x`` with the label map's one-hot channels appended (a layout model's critic and encoder input)."""
     if classes == 0:
         return x
-    from synthscape.core.networks.layout import one_hot
-
     if layout is None:
         raise SynthscapeError("this network was built for a label map beside the image, and none was given")
     return torch.cat([x, one_hot(layout, classes, x.dtype)], dim=1)
@@ -133,8 +132,6 @@ def with_layout(x: torch.Tensor, layout: torch.Tensor | None, classes: int) -> t
 def build_generator(config: NetworkConfig, cardinalities: Sequence[int]) -> nn.Module:
     """The generator the config describes: the layout generator when it takes a label map, else the class-only one."""
     if config.layout_classes:
-        from synthscape.core.networks.layout import LayoutGenerator
-
         return LayoutGenerator(config, cardinalities)
     return ConditionalGenerator(config, cardinalities)
 

@@ -5,7 +5,8 @@ random stream, ``numpy.random.default_rng([s, i])``. So its inputs are the same 
 batch of 64, on torch or on onnxruntime, in one process or sharded over many: (artifact, seed,
 index) decide them alone. A layout model's sample also takes a label map, from a ``LayoutSource``
 (the domain's simulator draws it from the sample's condition with ``layout_stream(seed, i)``, or
-a folder gives it), and a noise map of the label map's size from its own stream, ``noise_stream``. Its image is bit for bit the same wherever the network sees the same
+a folder gives it), and a noise map of the label map's size from a stream of its own
+(``noise_map``). Its image is bit for bit the same wherever the network sees the same
 batch (a rerun, a shard: ``orders.py`` keeps the batches); at another batch size a batched
 convolution may round differently in the last float bit (a few voxels 1 HU apart). numpy only.
 """

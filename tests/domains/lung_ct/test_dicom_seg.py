@@ -15,6 +15,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from geometry import rotation
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.schema.labelmap import LabelMapSchema
@@ -23,15 +24,6 @@ from synthscape.domains.lung_ct.dicom_seg import write_dicom_seg
 from synthscape.domains.lung_ct.schema import LABELS
 
 SHAPE = (16, 14, 12)  # X != Y: a row/column swap cannot hide
-
-
-def rotation(axis: int, degrees: float) -> np.ndarray:
-    t = np.deg2rad(degrees)
-    i, j = [k for k in range(3) if k != axis]
-    r = np.eye(3)
-    r[i, i] = r[j, j] = np.cos(t)
-    r[i, j], r[j, i] = -np.sin(t), np.sin(t)
-    return r
 
 
 def make_affine(spacing, rot=None) -> np.ndarray:

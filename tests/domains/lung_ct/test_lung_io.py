@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+from geometry import rotation
 from pydicom.data import get_testdata_file
 
 from synthscape.core.errors import SynthscapeError
@@ -20,15 +21,6 @@ from synthscape.domains.lung_ct.dicom import SYNTHESIZING_EQUIPMENT, read_dicom_
 from synthscape.domains.lung_ct.nifti import read_nifti, write_nifti
 
 CT_SMALL = get_testdata_file("CT_small.dcm")
-
-
-def rotation(axis: int, degrees: float) -> np.ndarray:
-    t = np.deg2rad(degrees)
-    i, j = [k for k in range(3) if k != axis]
-    r = np.eye(3)
-    r[i, i] = r[j, j] = np.cos(t)
-    r[i, j], r[j, i] = -np.sin(t), np.sin(t)
-    return r
 
 
 def make_affine(spacing, origin=(-10.5, 20.25, -130.0), rot=np.eye(3)) -> np.ndarray:
