@@ -4,6 +4,7 @@ folder's layouts, and every sample written with its label map (NIfTI, same geome
 from __future__ import annotations
 
 import csv
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -91,3 +92,22 @@ def test_bad_layout_options_are_one_line(layout_run, tmp_path, capsys, options, 
     assert main(["--quiet", "sample", str(run), "--count", "1", "--out", str(tmp_path / "x"), *options]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_layout_training_without_a_mask_column_is_one_line_naming_labels_csv(layout_run, tmp_path, capsys):
+    data, _ = layout_run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    table = rows(copy)
+    for row in table:  # a folder of volumes with no label maps at all
+        (copy / row["mask"]).unlink()
+    with (copy / "labels.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, [k for k in table[0] if k != "mask"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in row.items() if k != "mask"} for row in table)
+    run = tmp_path / "run"
+    assert main(["train", "lung-ct", "--data", str(copy), "--model", "gan", "--layout", "--out", str(run),
+                 "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{copy / 'labels.csv'}: layout training needs a `mask` column" in err[0]
+    assert not run.exists() or not any(run.iterdir())
