@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,11 @@ from synthscape.core.schema.config import NetworkConfig, TrainConfig  # noqa: E4
 from synthscape.domains.base import read_meta, register, unregister  # noqa: E402
 
 
-def tiny_network(spatial_dims: int = 2, channels: int = 1, **overrides) -> NetworkConfig:
+def tiny_network(spatial_dims: int = 2, channels: int = 1, image_size: tuple[int, ...] | None = None,
+                 **overrides) -> NetworkConfig:
     settings = dict(latent_dim=16, embed_dim=16, generator_channels=(32, 16, 8), critic_channels=(8, 16, 32))
     settings.update(overrides)
-    return NetworkConfig(spatial_dims, (16,) * spatial_dims, channels, **settings)
+    return NetworkConfig(spatial_dims, image_size or (16,) * spatial_dims, channels, **settings)
 
 
 def tiny_train(**overrides) -> TrainConfig:
@@ -94,3 +96,42 @@ def blobs_domain():
     domain = register(BlobsDomain(), replace=True)
     yield domain
     unregister(domain.name)
+
+
+def content_key(value):
+    """A hashable stand-in for an argument: arrays by shape, dtype and bytes, containers item by item."""
+    if isinstance(value, np.ndarray):
+        return "array", value.shape, value.dtype.str, hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest()
+    if isinstance(value, (list, tuple)):
+        return type(value).__name__, tuple(content_key(v) for v in value)
+    return repr(value)
+
+
+@pytest.fixture(scope="module")
+def trained_classifiers() -> dict:
+    """The classifiers ``classifiers_trained_once`` has trained in this module, by their inputs."""
+    return {}
+
+
+@pytest.fixture
+def classifiers_trained_once(trained_classifiers, monkeypatch):
+    """In the test that asks for it: ``train_label_classifier``, as the evaluation suite and the utility
+    metrics call it, trains once per distinct input (the same images, labels and settings) in the module
+    and hands the same classifier back after that. Training is deterministic for a seed
+    (tests/core/evaluation/test_label_classifier.py checks it), so this changes no result: it spares
+    retraining the classifiers on the real data that every evaluation of one real set trains. Not for a
+    test that compares two trainings."""
+    from synthscape.core.evaluation import suite, utility
+
+    train = utility.train_label_classifier
+
+    def once(*args, **kwargs):
+        key = tuple(content_key(a) for a in args), tuple(sorted((k, content_key(v)) for k, v in kwargs.items()))
+        if key not in trained_classifiers:
+            trained_classifiers[key] = train(*args, **kwargs)
+        return trained_classifiers[key]
+
+    for module in (suite, utility):
+        assert module.train_label_classifier is train
+        monkeypatch.setattr(module, "train_label_classifier", once)
+    return trained_classifiers

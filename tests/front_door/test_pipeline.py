@@ -1,5 +1,7 @@
 """``synthscape run PIPELINE.yaml``: checked YAML, stages recorded, reruns skip or resume."""
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -49,11 +51,21 @@ def test_bad_pipeline_files_are_one_line_errors(tmp_path, text, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_run_records_stages_and_a_rerun_skips_or_resumes(tmp_path, capsys):
-    pipeline, out = tmp_path / "tiny.yaml", tmp_path / "out"
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """``synthscape run`` of TINY, once for the module: (pipeline file, out folder, what it printed).
+    A test that changes the folder leaves it whole again: all five stages done."""
+    root = tmp_path_factory.mktemp("pipeline")
+    pipeline, out = root / "tiny.yaml", root / "out"
     pipeline.write_text(TINY)
-    assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
+    return pipeline, out, stdout.getvalue()
+
+
+def test_run_records_stages_and_a_rerun_skips_or_resumes(tiny_run, capsys):
+    pipeline, out, printed = tiny_run
     assert f"report: {out / 'report' / 'report.html'}" in printed and str(out / "generator.onnx") in printed
     stages = json.loads((out / "stages.json").read_text())
     assert list(stages) == ["simulate", "train", "sample", "evaluate", "export"]
@@ -72,16 +84,14 @@ def test_run_records_stages_and_a_rerun_skips_or_resumes(tmp_path, capsys):
     assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
     assert list(json.loads((out / "stages.json").read_text())) == list(stages) and (out / "generator.onnx").is_file()
 
-    pipeline.write_text(TINY.replace("steps: 2", "steps: 3"))  # another pipeline: refused, not mixed in
-    assert main(["run", str(pipeline), "--out", str(out)]) == 2
+    changed = pipeline.with_name("changed.yaml")
+    changed.write_text(TINY.replace("steps: 2", "steps: 3"))  # another pipeline: refused, not mixed in
+    assert main(["run", str(changed), "--out", str(out)]) == 2
     assert "holds a different pipeline's outputs" in capsys.readouterr().err
 
 
-def test_evaluate_command_writes_a_report_and_refuses_bad_input(tmp_path, capsys):
-    pipeline, out = tmp_path / "tiny.yaml", tmp_path / "out"
-    pipeline.write_text(TINY.replace("evaluate: {holdout: 0.25, classifier_steps: 5, utility_steps: 2, per_condition: 3}",
-                                     "evaluate: false").replace("export: {precision: fp32}", "export: false"))
-    assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
+def test_evaluate_command_writes_a_report_and_refuses_bad_input(tiny_run, tmp_path, capsys):
+    out = tiny_run[1]  # only read: the pipeline's data (24 items) and run
     run, data, report = str(out / "run"), str(out / "data"), tmp_path / "report"
     fast = ["--classifier-steps", "5", "--utility-steps", "2"]
     assert main(["-q", "evaluate", run, "--data", data, "--out", str(report), *fast]) == 0

@@ -11,6 +11,8 @@ from synthscape.core.sampling.sampler import Sampler
 from synthscape.core.schema.conditions import ConditionPrior
 
 SETTINGS = EvaluationSettings(classifier_steps=120, utility_steps=60, per_condition=6)
+# Each evaluation trains its label classifier, TRTR and real-only models on the same real split: once here.
+pytestmark = pytest.mark.usefixtures("classifiers_trained_once")
 
 
 class Replay(Sampler):

@@ -38,7 +38,7 @@ def test_copies_of_real_data_score_like_real_data(real):
     assert scores["trtr"] >= 0.9 and scores["ratio"] >= 0.85, scores
 
 
-def test_shuffled_labels_are_useless(real):
+def test_shuffled_labels_are_useless(real, classifiers_trained_once):  # TRTR trained once
     fresh = Blobs(2, 16, 192, seed=2)
     ratios = []
     for seed in range(3):  # one shuffle maps whole blob clusters to one label: average a few
@@ -47,7 +47,7 @@ def test_shuffled_labels_are_useless(real):
     assert np.mean(ratios) < 0.6, ratios
 
 
-def test_swapped_labels_teach_the_wrong_answer(real):
+def test_swapped_labels_teach_the_wrong_answer(real, classifiers_trained_once):
     fresh = Blobs(2, 16, 192, seed=2)
     swapped = fresh.conditions.copy()
     swapped[:, POSITION] = (swapped[:, POSITION] + 1) % 4
@@ -86,7 +86,7 @@ def test_rarest_value_is_found(rare_setup):
         rarest_value(pool.conditions, 2)
 
 
-def test_correct_rare_samples_help(rare_setup):
+def test_correct_rare_samples_help(rare_setup, classifiers_trained_once):  # real-only: once
     pool, images, _, _, test_conditions = rare_setup
     correct = np.flatnonzero(pool.conditions[:, POSITION] == RARE)[1:41]  # not the one in the small set
     result = gain(rare_setup, images[correct], pool.conditions[correct])
@@ -96,7 +96,7 @@ def test_correct_rare_samples_help(rare_setup):
     assert result["recall_real_plus_synthetic"] > result["recall_real_only"], result
 
 
-def test_rare_samples_with_wrong_images_do_not_help(rare_setup):
+def test_rare_samples_with_wrong_images_do_not_help(rare_setup, classifiers_trained_once):
     pool, images, _, _, _ = rare_setup
     wrong = np.flatnonzero(pool.conditions[:, POSITION] == 0)[30:70]  # position "a", not in the small set
     labels = pool.conditions[wrong].copy()

@@ -4,6 +4,7 @@ per-sample clipping, the accountant's epsilon, Poisson batches, refusals, exact 
 import contextlib
 import csv
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -42,11 +43,44 @@ def dp_train(run, model="gan", steps=6, **kwargs):
                  progress=False, **kwargs)
 
 
+class Messages(logging.Handler):
+    """Keeps each log message."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def dp_run(tmp_path_factory):
+    """``dp_run(model)``: (run folder, config.json at each checkpoint, log messages) of ``dp_train(run, model)``,
+    trained once for the module on first use; tests only read the folder."""
+    root, made = tmp_path_factory.mktemp("dp"), {}
+
+    def get(model: str):
+        if model not in made:
+            run, seen, handler = root / model, [], Messages()
+            logger = logging.getLogger("synthscape")
+            level = logger.level
+            logger.setLevel(logging.INFO)
+            logger.addHandler(handler)
+            try:
+                dp_train(run, model, on_checkpoint=lambda step, folder: seen.append(json.loads((run / "config.json").read_text())))
+            finally:
+                logger.removeHandler(handler)
+                logger.setLevel(level)
+            made[model] = run, seen, handler.messages
+        return made[model]
+
+    return get
+
+
 @pytest.mark.parametrize("model, private", [("gan", ["critic"]), ("vae", ["encoder", "decoder"])])
-def test_dp_training_spends_at_most_the_target_epsilon_and_says_so(tmp_path, caplog, model, private):
-    run, seen = tmp_path / "run", []
-    caplog.set_level("INFO", logger="synthscape")
-    dp_train(run, model, on_checkpoint=lambda step, folder: seen.append(json.loads((run / "config.json").read_text())))
+def test_dp_training_spends_at_most_the_target_epsilon_and_says_so(dp_run, model, private):
+    run, seen, messages = dp_run(model)
     spent = [c["privacy"]["epsilon_spent"] for c in seen]
     assert [c["privacy"]["steps_taken"] for c in seen] == [3, 6]
     assert 0 < spent[0] < spent[1] <= EPSILON  # grows with the steps, never past the target
@@ -60,7 +94,7 @@ def test_dp_training_spends_at_most_the_target_epsilon_and_says_so(tmp_path, cap
     accountant = RDPAccountant()
     accountant.history = [(privacy["noise_multiplier"], privacy["sample_rate"], 6)]
     assert accountant.get_epsilon(delta=privacy["delta"], alphas=ALPHAS) == pytest.approx(spent[1], rel=1e-9)
-    assert any(f"dp: epsilon spent {spent[1]:.4g} of 4 (delta 1e-05) after 6 of 6 steps" in r.message for r in caplog.records)
+    assert any(f"dp: epsilon spent {spent[1]:.4g} of 4 (delta 1e-05) after 6 of 6 steps" in m for m in messages)
     weights = load_file(run / "generator.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
     if model == "gan":  # spectral norm and R1 are off, and config.json says so
@@ -219,9 +253,8 @@ class Stop(Exception):
     pass
 
 
-def test_resume_under_dp_is_bitwise_the_uninterrupted_run(tmp_path):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    dp_train(straight)
+def test_resume_under_dp_is_bitwise_the_uninterrupted_run(dp_run, tmp_path):
+    straight, resumed = dp_run("gan")[0], tmp_path / "resumed"  # dp_train(straight), shared with the test above
 
     def crash(step, folder):
         if step == 3:

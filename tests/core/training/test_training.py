@@ -77,8 +77,8 @@ def test_3d_grids_show_three_planes(tmp_path):
     import cv2
 
     run = tmp_path / "run3d"
-    run_training(run, spatial_dims=3, steps=10)
-    picture = cv2.imread(str(run / "samples" / "step-00000010" / "position=a.png"), cv2.IMREAD_UNCHANGED)
+    run_training(run, spatial_dims=3, steps=2)  # the grid's layout, not its content: a grid is drawn at the last step
+    picture = cv2.imread(str(run / "samples" / "step-00000002" / "position=a.png"), cv2.IMREAD_UNCHANGED)
     # 4 samples, 2 per row, each 3 planes of 16 voxels enlarged 4x to 64 pixels, 2-pixel gaps
     assert picture.shape == (2 * 64 + 2, 2 * 3 * 64 + 2)
 
@@ -106,22 +106,46 @@ def test_artifact_round_trips_through_safetensors(straight):
         assert torch.equal(value, ema[key]), key
 
 
+# A fresh interpreter forks one process per model (argv: this folder's paths, then {model: run folder} as
+# JSON), each training until it SIGKILLs itself at step 10, and prints {model: exit status} as JSON.
 KILLER = textwrap.dedent("""
-    import os, signal, sys
-    sys.path[:0] = [{tests!r}, {here!r}]  # blobs and conftest; this file
+    import json, os, signal, sys, traceback
+    sys.path[:0] = sys.argv[1:3]  # blobs and conftest; this file
     from test_training import run_training
     def die(step, folder):
         if step == 10:
             os.kill(os.getpid(), signal.SIGKILL)
-    run_training({run!r}, model={model!r}, on_checkpoint=die)
+    statuses = {}
+    for model, run in json.loads(sys.argv[3]).items():
+        pid = os.fork()  # nothing has trained in this process: a fresh start for each, one at a time
+        if pid == 0:
+            try:
+                run_training(run, model=model, on_checkpoint=die)
+            except BaseException:
+                traceback.print_exc()
+            os._exit(1)  # not killed: the test fails
+        statuses[model] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    print(json.dumps(statuses))
 """)
 
 
+@pytest.fixture(scope="module")
+def killed_at_step_10(tmp_path_factory):
+    """{model: (run folder, exit status)}: ``run_training`` runs in processes of their own, killed at step 10
+    (SIGKILL: no cleanup), both forked from one fresh interpreter that pays the import once."""
+    root = tmp_path_factory.mktemp("killed")
+    runs = {model: str(root / model) for model in ("gan", "vae")}
+    proc = subprocess.run([sys.executable, "-c", KILLER, str(TESTS), str(Path(__file__).parent), json.dumps(runs)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    statuses = json.loads(proc.stdout.splitlines()[-1])
+    return {model: (Path(run), statuses[model]) for model, run in runs.items()}
+
+
 @pytest.mark.parametrize("model", ["gan", "vae"])
-def test_resume_after_kill_gives_the_same_weights(straight, tmp_path, model):
-    straight, resumed = straight(model), tmp_path / "resumed"
-    proc = subprocess.run([sys.executable, "-c", KILLER.format(tests=str(TESTS), here=str(Path(__file__).parent), run=str(resumed), model=model)])
-    assert proc.returncode == -signal.SIGKILL
+def test_resume_after_kill_gives_the_same_weights(straight, killed_at_step_10, model):
+    straight, (resumed, status) = straight(model), killed_at_step_10[model]
+    assert status == -signal.SIGKILL
     assert json.loads((resumed / "checkpoint" / "latest.json").read_text())["step"] == 10
     run_training(resumed, model=model, resume=True)
     a, b = checkpoint_tensors(straight), checkpoint_tensors(resumed)
