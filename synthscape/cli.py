@@ -124,8 +124,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from synthscape.evaluate import evaluate_model
 
     evaluate_model(args.model, args.data, args.out, seed=args.seed, holdout=args.holdout,
-                   classifier_steps=args.classifier_steps, utility_steps=args.utility_steps, overwrite=args.overwrite,
-                   allow_outside_paths=args.allow_outside_paths)
+                   classifier_steps=args.classifier_steps, utility_steps=args.utility_steps, pool=args.pool,
+                   overwrite=args.overwrite, allow_outside_paths=args.allow_outside_paths)
     return 0
 
 
@@ -306,6 +306,10 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                    help="training steps of the label classifier, trained on the real data (default 300)")
     p.add_argument("--utility-steps", type=positive_int, default=200,
                    help="training steps of each downstream model of the utility metrics (default 200)")
+    p.add_argument("--pool", type=positive_int, default=1,
+                   help="the label classifier, set distances and downstream models see images average-pooled by this "
+                        "factor per axis: 2 makes a 64^3 volume the 32^3 they are sized for, at an eighth of the cost; "
+                        "mask rows and pictures keep full resolution (default 1)")
     add_overwrite_option(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -351,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         distributed = env is not None and env["WORLD_SIZE"] > 1
         logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                             format=f"synthscape[rank {env['RANK']}]: %(message)s" if distributed else "synthscape: %(message)s")
+        logging.getLogger("highdicom").setLevel(logging.WARNING)  # its INFO is a line per module copied into each SEG
         if distributed and args.func not in (cmd_train, cmd_sample):  # the others would run N times over one folder
             name = args.func.__name__.removeprefix("cmd_")
             raise SynthscapeError(f"'synthscape {name}' does not run under torchrun (WORLD_SIZE={env['WORLD_SIZE']}): "

@@ -45,11 +45,10 @@ def default_pipeline() -> Pipeline:
     (``examples/lung_ct.yaml`` spells out the same pipeline, why each number is what it is, and
     how long it took when last measured)."""
     return Pipeline(
-        simulate=SimulateStage(count=768, options={"size": 32, "spacing": 2.5, "nodule_sizes": ["large"],
-                                                   "nodule_kinds": ["solid"]}),
-        train=TrainStage(steps=1200, options={"mode_seeking": 0.02, "classifier_loss": 1.0}),
+        simulate=SimulateStage(count=160, options={"size": 64, "spacing": 1.25}),
+        train=TrainStage(steps=250, batch_size=4, layout=True, crop=32, options={"mode_seeking": 0.1}),
         sample=SampleStage(formats=["nifti", "dicom"], plan=[({"nodule": "absent"}, 6), ({"nodule": "present"}, 6)]),
-        evaluate=EvaluateStage(options={"classifier_steps": 1000}),
+        evaluate=EvaluateStage(options={"classifier_steps": 600, "pool": 2}),
     )
 
 

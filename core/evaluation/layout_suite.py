@@ -39,20 +39,23 @@ def focus_ids(run: _Run) -> list[int]:
 
 def mask_rows(run: _Run, matched: np.ndarray, synthetic: np.ndarray) -> None:
     """Mask fidelity (``matched``: renders of the held-out label maps) and segmentation TSTR / TRTR
-    (``synthetic``: renders of the train label maps)."""
-    ids, classes = focus_ids(run), len(run.draw.sampler.label_map)
+    (``synthetic``: renders of the train label maps).
+
+    The segmenters learn the focus classes as one class against everything else: the rows score
+    that union, and a 7-class segmenter (lung-ct with vessels and airways) found no nodule at all
+    in 300 steps on held-out real 64^3 volumes, where the same network trained focus-vs-rest did."""
+    ids = focus_ids(run)
     names = "+".join(run.draw.sampler.label_map.classes[i] for i in ids)
-    steps = run.settings.segmenter_steps
+    train, held = (np.isin(maps, ids).astype(np.int64) for maps in (run.l_train, run.l_held))
+    steps, crop = run.settings.segmenter_steps, run.settings.segmenter_crop or None
     log.info("evaluate: segmentation networks on %d real / %d rendered items (%d steps each)", len(run.x_train),
              len(synthetic), steps)
-    crop = run.settings.segmenter_crop or None
-    real = train_segmenter(run.x_train, run.l_train, classes, steps=steps, seed=run.seed, crop=crop)
-    gen, ref = mask_fidelity(real, matched, run.l_held, ids), mask_fidelity(real, run.x_held, run.l_held, ids)
+    real = train_segmenter(run.x_train, train, 2, steps=steps, seed=run.seed, crop=crop)
+    gen, ref = mask_fidelity(real, matched, held, [1]), mask_fidelity(real, run.x_held, held, [1])
     run.rows.append(MetricRow("mask fidelity", f"{names} Dice: a segmenter trained on real finds it where the label "
                               "map says", gen, ref, "higher", "reference: the same segmenter on held-out real images "
                               "and their masks; must reach 0.9 of it", tolerance=0.1))
-    tstr = mask_fidelity(train_segmenter(synthetic, run.l_train, classes, steps=steps, seed=run.seed, crop=crop),
-                         run.x_held, run.l_held, ids)
+    tstr = mask_fidelity(train_segmenter(synthetic, train, 2, steps=steps, seed=run.seed, crop=crop), run.x_held, held, [1])
     ratio = tstr / ref if ref else float("nan")
     run.rows.append(MetricRow("utility", f"{names} segmentation: train on synthetic, test on real (TSTR / TRTR)", ratio,
                               1.0, "higher", f"TSTR Dice {tstr:.3f}, TRTR Dice {ref:.3f}", tolerance=0.2))

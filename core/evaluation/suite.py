@@ -46,6 +46,7 @@ class EvaluationSettings:
     segmenter_steps: int = 300  # layout models: each segmentation network (mask fidelity, TSTR)
     segmenter_crop: int = 32  # its training crops' side (0: whole items); it segments whole items either way
     mask_focus: str = ""  # layout models: class-name prefix the mask rows score (lung-ct: nodule_); empty: all but background
+    pool: int = 1  # label classifier, set distances and downstream models see images average-pooled by this per axis
 
 
 @dataclass
@@ -104,6 +105,21 @@ class Generated:
             for m, image in zip(members, samples.images):
                 images[m] = image
         return np.stack(images).astype(np.float32), np.asarray(rows, dtype=np.int64)
+
+
+def pooled(images: np.ndarray, factor: int) -> np.ndarray:
+    """``images`` ``[N, C, *S]`` average-pooled by ``factor`` along every spatial axis.
+
+    Why: the label classifier and the downstream models cost the voxel count per step, 8x per halving
+    of the voxel size in 3D; a 64^3 / 1.25 mm volume pooled by 2 is the 32^3 / 2.5 mm view they are
+    sized for. The mask rows and the pictures keep the full resolution."""
+    if factor == 1:
+        return images
+    sides = images.shape[2:]
+    if any(side % factor for side in sides):
+        raise SynthscapeError(f"evaluation pool {factor} must divide every image side, got sides {list(sides)}")
+    split = [n for side in sides for n in (side // factor, factor)]
+    return images.reshape(*images.shape[:2], *split).mean(axis=tuple(range(3, 2 + 2 * len(sides), 2)))
 
 
 def common_rows(conditions: np.ndarray, count: int, minimum: int = 3) -> np.ndarray:
@@ -169,6 +185,10 @@ class _Run:
     l_train: np.ndarray | None = None
     l_held: np.ndarray | None = None
 
+    def small(self, images: np.ndarray) -> np.ndarray:
+        """What the classifiers see of ``images``: pooled by ``settings.pool``."""
+        return pooled(images, self.settings.pool)
+
     def maps(self, part: str, index: np.ndarray | slice = slice(None)) -> np.ndarray | None:
         """The label maps of the items ``index`` of ``part`` (``all``, ``train``, ``held``); None for a class-only model."""
         maps = {"all": self.layouts, "train": self.l_train, "held": self.l_held}[part]
@@ -211,10 +231,11 @@ def _label_fidelity(run: _Run) -> tuple[TrainedClassifier, np.ndarray]:
     Returns the classifier and those generated samples, which later stages measure too."""
     schema, settings = run.schema, run.settings
     log.info("evaluate: label classifier on %d real items (%d steps)", len(run.x_train), settings.classifier_steps)
-    classifier = train_label_classifier(run.x_train, run.y_train, schema.cardinalities, run.spatial_dims,
+    classifier = train_label_classifier(run.small(run.x_train), run.y_train, schema.cardinalities, run.spatial_dims,
                                         steps=settings.classifier_steps, seed=run.seed)
     matched, _ = run.draw.like(run.y_held, run.maps("held"))
-    real_acc, gen_acc = classifier.accuracy(run.x_held, run.y_held), classifier.accuracy(matched, run.y_held)
+    real_acc = classifier.accuracy(run.small(run.x_held), run.y_held)
+    gen_acc = classifier.accuracy(run.small(matched), run.y_held)
     for a, attribute in enumerate(schema.names):
         run.rows.append(MetricRow("label fidelity", f"{attribute}: classifier reads the requested value", gen_acc[a],
                                   real_acc[a], "higher", "reference: the same classifier on held-out real data"))
@@ -225,11 +246,12 @@ def _label_fidelity(run: _Run) -> tuple[TrainedClassifier, np.ndarray]:
 
 def _distances(run: _Run, classifier: TrainedClassifier, matched: np.ndarray) -> None:
     """Set distances to the real train split: the generated samples' against the held-out items'."""
-    f_train, f_held, f_gen = (classifier.features(x) for x in (run.x_train, run.x_held, matched))
+    x_train, x_held, matched = run.small(run.x_train), run.small(run.x_held), run.small(matched)
+    f_train, f_held, f_gen = (classifier.features(x) for x in (x_train, x_held, matched))
     fidelity = {"frechet_distance": (frechet_distance(f_gen, f_train), frechet_distance(f_held, f_train)),
-                "mmd": (mmd(matched, run.x_train), mmd(run.x_held, run.x_train)),
-                "intensity_histogram_w1": (intensity_histogram_distance(matched, run.x_train),
-                                           intensity_histogram_distance(run.x_held, run.x_train))}
+                "mmd": (mmd(matched, x_train), mmd(x_held, x_train)),
+                "intensity_histogram_w1": (intensity_histogram_distance(matched, x_train),
+                                           intensity_histogram_distance(x_held, x_train))}
     names = {"frechet_distance": "Frechet distance (classifier features)", "mmd": "MMD (MONAI)",
              "intensity_histogram_w1": "intensity histogram distance (W1, [-1, 1] scale)"}
     for key, (gen, ref) in fidelity.items():
@@ -265,12 +287,12 @@ def _utility(run: _Run) -> np.ndarray:
     the F1 gain on the rarest condition from adding generated samples of it to a small real set.
     Returns the generated twins of the train items (a layout model's: renders of their label maps)."""
     schema, settings, cards = run.schema, run.settings, run.schema.cardinalities
-    x_train, y_train = run.x_train, run.y_train
+    x_train, y_train, x_held = run.small(run.x_train), run.y_train, run.small(run.x_held)
     training = {"steps": settings.utility_steps, "seed": run.seed}
     log.info("evaluate: utility (downstream models, %d steps each)", settings.utility_steps)
     attribute = settings.utility_attribute
     synthetic, synthetic_y = run.draw.like(y_train, run.maps("train"))
-    utility = tstr_trtr((synthetic, synthetic_y), (x_train, y_train), (run.x_held, run.y_held), cards,
+    utility = tstr_trtr((run.small(synthetic), synthetic_y), (x_train, y_train), (x_held, run.y_held), cards,
                         run.spatial_dims, attribute, **training)
     run.rows.append(MetricRow("utility", f"{schema.names[attribute]}: train on synthetic, test on real (TSTR / TRTR)",
                               utility["ratio"], 1.0, "higher",
@@ -281,7 +303,7 @@ def _utility(run: _Run) -> np.ndarray:
     small = np.random.default_rng([run.seed, 11]).permutation(len(y_train))[:small_count]
     cycled = rare_items[np.arange(small_count) % len(rare_items)]
     extra, extra_y = run.draw.like(y_train[cycled], run.maps("train", cycled))
-    gain = rare_condition_gain((x_train[small], y_train[small]), (extra, extra_y), (run.x_held, run.y_held), cards,
+    gain = rare_condition_gain((x_train[small], y_train[small]), (run.small(extra), extra_y), (x_held, run.y_held), cards,
                                run.spatial_dims, rare_attribute, rare_value, **training)
     rare_name = f"{schema.names[rare_attribute]}={schema.values(schema.names[rare_attribute])[rare_value]}"
     run.rows.append(MetricRow("utility", f"F1 on the rarest condition ({rare_name}) gained by adding synthetic samples "

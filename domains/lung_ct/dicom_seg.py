@@ -28,6 +28,7 @@ import numpy as np
 import pydicom
 from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 
 from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.files.atomic import atomic_path
@@ -46,8 +47,12 @@ CONTENT_DESCRIPTION = "Generator input layout: exact mask by construction, synth
 # (SCT 27925004), anatomic region Lung. SNOMED CT has no pre-coordinated solid / ground-glass /
 # part-solid nodule concept in pydicom's code dictionary (only DCM 112120 "Ground glass opacity",
 # an opacity, not a nodule type), so the kind stays in the SegmentLabel (our class name).
+# vessel: Anatomical Structure, Blood Vessel (SCT 59820001), region Lung; airway: Anatomical
+# Structure, Airway structure (SCT 89187006; not in pydicom's dictionary, so spelled out here).
 LUNG = (codes.SCT.AnatomicalStructure, codes.SCT.Lung, None)
 NODULE = (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Nodule, [codes.SCT.Lung])
+CONCEPTS = {"lung": LUNG, "vessel": (codes.SCT.AnatomicalStructure, codes.SCT.BloodVessel, [codes.SCT.Lung]),
+            "airway": (codes.SCT.AnatomicalStructure, Code("89187006", "SCT", "Airway structure"), None)}
 # The map comes from a layout model (or the procedural phantom standing in for one): CID 7162 has no
 # "procedural" family, and Artificial Intelligence (DCM 123110) names the layout model's.
 ALGORITHM_FAMILY = codes.cid7162.ArtificialIntelligence
@@ -86,10 +91,10 @@ def _segments(path: Path, present: list[int], labels: LabelMapSchema) -> list[hd
     out = []
     for number, class_id in enumerate(present, start=1):
         name = labels.classes[class_id]
-        if name != "lung" and not name.startswith("nodule_"):
+        if name not in CONCEPTS and not name.startswith("nodule_"):
             raise SynthscapeError(f"{path}: label-map class {shown(repr(name))} has no coded concept here, "
-                                  "expected lung-ct's classes (lung, nodule_*)")
-        category, kind, regions = LUNG if name == "lung" else NODULE
+                                  f"expected lung-ct's classes ({', '.join(CONCEPTS)}, nodule_*)")
+        category, kind, regions = NODULE if name.startswith("nodule_") else CONCEPTS[name]
         out.append(hd.seg.SegmentDescription(
             segment_number=number, segment_label=name, segmented_property_category=category,
             segmented_property_type=kind, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,

@@ -18,7 +18,7 @@ from synthscape.domains.labels import write_labels
 from synthscape.domains.lung_ct.dicom import write_dicom_series
 from synthscape.domains.lung_ct.nifti import write_nifti
 from synthscape.domains.lung_ct.phantom import chest_phantom, default_spacing
-from synthscape.domains.lung_ct.schema import LABELS, SCHEMA, CTMeta, label_map
+from synthscape.domains.lung_ct.schema import LABELS, SCHEMA, CTMeta
 from synthscape.domains.parallel import parallel_map
 
 FORMATS = ("nifti", "dicom")
@@ -87,7 +87,7 @@ def simulate_one(out: Path, seed: int, size: tuple[int, int, int], spacing: tupl
         write_nifti(out / row["path"], phantom.hu, affine)
     write_nifti(out / row["lung_mask"], phantom.lung_mask, affine, dtype=np.uint8)
     write_nifti(out / row["nodule_mask"], phantom.nodule_mask, affine, dtype=np.uint8)
-    write_nifti(out / row["mask"], label_map(phantom.lung_mask, phantom.nodule_mask, condition["kind"]), affine, dtype=np.uint8)
+    write_nifti(out / row["mask"], phantom.label_map(), affine, dtype=np.uint8)
     if "dicom" in formats:
         row["dicom"] = f"dicom/{name}"
         write_dicom_series(out / row["dicom"], phantom.hu, affine, series_description=f"{SYNTHETIC} phantom",
@@ -162,7 +162,7 @@ class LungCT:
         geometry = read_meta(CTMeta, meta, self.name)
         spacing = tuple(geometry.spacing) if geometry.spacing is not None else default_spacing(size)
         phantom = chest_phantom(tuple(int(s) for s in size), spacing, dict(condition), rng)
-        return label_map(phantom.lung_mask, phantom.nodule_mask, condition["kind"])
+        return phantom.label_map()
 
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
               formats: Sequence[str] | str | None = None, *, seed: int | None = None,

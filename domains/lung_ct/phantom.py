@@ -52,7 +52,7 @@ from synthscape.domains.lung_ct.patient import (
     skin_depth,
     under_apex,
 )
-from synthscape.domains.lung_ct.schema import SCHEMA, SIZE_MM
+from synthscape.domains.lung_ct.schema import SCHEMA, SIZE_MM, label_map
 from synthscape.domains.lung_ct.tubes import airway_tree, mediastinal_tubes, vessel_trees
 
 MARGINS = ("smooth", "spiculated")
@@ -68,6 +68,13 @@ class Phantom:
     nodule_mask: np.ndarray  # uint8 [X, Y, Z], 1 inside the nodule
     spacing: tuple[float, float, float]  # mm per voxel along X, Y, Z
     nodule: dict = field(default_factory=dict)  # {} or center_voxel, diameter_mm, kind, margin
+    vessel_mask: np.ndarray | None = None  # uint8 [X, Y, Z], 1 where a vessel fills half a voxel or more
+    airway_mask: np.ndarray | None = None  # uint8 [X, Y, Z], 1 in an airway's lumen or wall (half a voxel or more)
+
+    def label_map(self) -> np.ndarray:
+        """The masks as one uint8 label map in lung-ct's ``LABELS`` ids (schema.label_map)."""
+        return label_map(self.lung_mask, self.nodule_mask, self.nodule.get("kind", "none"), self.vessel_mask,
+                         self.airway_mask)
 
 
 def default_spacing(size) -> tuple[float, float, float]:
@@ -113,7 +120,7 @@ def chest_phantom(size, spacing, condition: Mapping[str, str], rng: np.random.Ge
         margin = margin or ("spiculated" if rng.random() < 0.3 else "smooth")
     grid = Grid(size, spacing, _fov_centre(p, size, spacing, side))
 
-    hu, lung = _paint_anatomy(p, grid, rng)
+    hu, lung, vessels, airways = _paint_anatomy(p, grid, rng)
     nodule_mask = np.zeros(size, dtype=bool)
     nodule = {}
     if present:
@@ -127,7 +134,8 @@ def chest_phantom(size, spacing, condition: Mapping[str, str], rng: np.random.Ge
     hu = gaussian_blur(hu, rng.uniform(0.6, 0.85))
     hu += rng.standard_normal(size, dtype=np.float32) * np.float32(rng.uniform(10.0, 20.0))
     hu = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
-    return Phantom(hu, lung.astype(np.uint8), nodule_mask.astype(np.uint8), spacing, nodule)
+    return Phantom(hu, lung.astype(np.uint8), nodule_mask.astype(np.uint8), spacing, nodule,
+                   vessels.astype(np.uint8), airways.astype(np.uint8))
 
 
 def _fov_centre(p: Patient, size, spacing, side) -> tuple[float, float, float]:
@@ -143,8 +151,9 @@ def _fov_centre(p: Patient, size, spacing, side) -> tuple[float, float, float]:
 # Each painter writes into ``hu`` (float32, in place) over what is already there, so the order of
 # the calls is the anatomy's layering; it is also the order of the random draws.
 
-def _paint_anatomy(p: Patient, grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The noiseless HU volume (float32 [X, Y, Z], before blur and noise) and the lung mask (bool)."""
+def _paint_anatomy(p: Patient, grid: Grid, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """The noiseless HU volume (float32 [X, Y, Z], before blur and noise) and the lung, vessel and
+    airway masks (bool; a tube's voxels are those it fills half of or more)."""
     hu = np.full(grid.shape, -1000.0, dtype=np.float32)
     _paint_table(hu, p, grid, rng)
     depth = skin_depth(p, grid.x, grid.y, grid.z)  # [X, Y, Z]
@@ -158,12 +167,12 @@ def _paint_anatomy(p: Patient, grid: Grid, rng: np.random.Generator) -> tuple[np
     tubes, walls = mediastinal_tubes(p)
     lung = _paint_lungs(hu, p, grid, depth, tubes + walls, rng)
     # vessels: great vessels and the pulmonary arterial and venous trees, blood at about +40
-    _paint_tubes_hu(hu, grid, tubes + vessel_trees(p, grid.h, rng), 42.0)
+    vessels = _paint_tubes_hu(hu, grid, tubes + vessel_trees(p, grid.h, rng), 42.0)
     # airways: trachea, main and lobar bronchi, a soft-tissue wall around air
     airways = airway_tree(p, walls, grid.h, rng)
-    _paint_tubes_hu(hu, grid, airways, 30.0, grow=max(1.2, 0.15 * grid.h))
+    airway_mask = _paint_tubes_hu(hu, grid, airways, 30.0, grow=max(1.2, 0.15 * grid.h))
     _paint_tubes_hu(hu, grid, airways, -995.0)
-    return hu, lung
+    return hu, lung, vessels & ~airway_mask, airway_mask
 
 
 def _paint_table(hu, p: Patient, grid: Grid, rng: np.random.Generator) -> None:
@@ -277,8 +286,10 @@ def _paint_lungs(hu, p: Patient, grid: Grid, depth, mediastinum: list[Segment], 
     return lung
 
 
-def _paint_tubes_hu(hu, grid: Grid, segments: list[Segment], value: float, grow: float = 0.0) -> None:
-    """Blend tubes of ``value`` HU into ``hu`` by their partial-volume occupancy."""
+def _paint_tubes_hu(hu, grid: Grid, segments: list[Segment], value: float, grow: float = 0.0) -> np.ndarray:
+    """Blend tubes of ``value`` HU into ``hu`` by their partial-volume occupancy; returns where they
+    fill half a voxel or more (bool)."""
     occ = np.zeros(grid.shape, dtype=np.float32)
     paint_tubes(occ, grid, segments, grow=grow)
     hu += occ * (np.float32(value) - hu)
+    return occ >= 0.5

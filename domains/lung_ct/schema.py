@@ -59,16 +59,25 @@ def _entries(value: object, name: str, length: int) -> tuple:
     return tuple(value)
 
 
-# The layout (label map) classes of lung-ct: what a layout model is told, voxel by voxel. Lung and
-# one class per nodule kind, so a sample's mask says where its nodule is and what it is; vessels,
-# airways, bone and soft tissue are left for the generator to invent (docs/lung-ct.md, "Layouts").
-LABELS = LabelMapSchema(("background", "lung", *(f"nodule_{kind}" for kind in SCHEMA.values("kind") if kind != "none")))
+# The layout (label map) classes of lung-ct: what a layout model is told, voxel by voxel. Lung, one
+# class per nodule kind (so a sample's mask says where its nodule is and what it is), and the
+# vessels and airways: at 1.25 mm they are most of what a lung crop shows, and a generator told
+# where they run renders them crisp in minutes, where one left to invent them drew grey blotches
+# (docs/lung-ct.md, "Label maps"). Bone, fat and muscle are left to the generator. Vessel and
+# airway come last so the ids of the first five stay as they were.
+LABELS = LabelMapSchema(("background", "lung", *(f"nodule_{kind}" for kind in SCHEMA.values("kind") if kind != "none"),
+                         "vessel", "airway"))
 
 
-def label_map(lung_mask: np.ndarray, nodule_mask: np.ndarray, kind: str) -> np.ndarray:
-    """The phantom's lung and nodule masks as one uint8 label map in ``LABELS`` ids (the nodule's
-    class from its ``kind``; ``none``: no nodule class)."""
+def label_map(lung_mask: np.ndarray, nodule_mask: np.ndarray, kind: str, vessel_mask: np.ndarray | None = None,
+              airway_mask: np.ndarray | None = None) -> np.ndarray:
+    """The phantom's masks as one uint8 label map in ``LABELS`` ids, painted in this order, the
+    later over the earlier: lung, vessels, airways, the nodule (its class from its ``kind``;
+    ``none``: no nodule class). A mask left out paints nothing."""
     labels = (np.asarray(lung_mask) > 0).astype(np.uint8) * LABELS.id("lung")
+    for mask, name in ((vessel_mask, "vessel"), (airway_mask, "airway")):
+        if mask is not None:
+            labels[np.asarray(mask) > 0] = LABELS.id(name)
     if kind != "none":
         labels[np.asarray(nodule_mask) > 0] = LABELS.id(f"nodule_{kind}")
     return labels

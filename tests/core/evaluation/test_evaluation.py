@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from blobs import SCHEMA, Blobs
 
-from synthscape.core.evaluation.suite import EvaluationSettings, evaluate, split
+from synthscape.core.errors import SynthscapeError
+from synthscape.core.evaluation.suite import EvaluationSettings, evaluate, pooled, split
 from synthscape.core.evaluation.verdicts import judge
 from synthscape.core.sampling.sampler import Sampler
 from synthscape.core.schema.conditions import ConditionPrior
@@ -88,3 +89,19 @@ def test_swapped_labels_fail_label_fidelity(real):
     swapped[:, 0] = (swapped[:, 0] + 1) % 4  # every image answers the neighbouring position
     result = run(Replay(fresh.images, swapped), real)
     assert rows_by_group(result)[("label fidelity", "position")].value < 0.2
+
+
+def test_pool_shows_the_classifiers_the_pooled_images_and_keeps_full_size_elsewhere():
+    real, fresh = Blobs(2, 32, 160, seed=0), Blobs(2, 32, 160, seed=1)
+    small = pooled(real.images, 2)
+    assert small.shape == (160, 1, 16, 16)
+    np.testing.assert_allclose(small[3, 0, 1, 2], real.images[3, 0, 2:4, 4:6].mean(), rtol=1e-6)
+    big = evaluate(Replay(fresh.images, fresh.conditions), real.images, real.conditions, spatial_dims=2, seed=0,
+                   settings=EvaluationSettings(classifier_steps=120, utility_steps=60, per_condition=6, pool=2))
+    pre = evaluate(Replay(pooled(fresh.images, 2), fresh.conditions), small, real.conditions, spatial_dims=2, seed=0,
+                   settings=SETTINGS)
+    for key in ("label_fidelity", "label_fidelity_real", "fidelity", "utility"):
+        assert big.values[key] == pre.values[key], key  # the classifiers saw the same pooled images
+    assert big.generated.shape[2:] == (32, 32) and big.held_out.shape[2:] == (32, 32)  # pictures at full size
+    with pytest.raises(SynthscapeError, match="pool 3 must divide every image side, got sides \\[32, 32\\]"):
+        pooled(real.images, 3)

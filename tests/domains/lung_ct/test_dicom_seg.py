@@ -47,10 +47,13 @@ def decode(hu: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def layout() -> np.ndarray:
-    """A lung block and a small ground-glass nodule (class 3) inside it, off-centre on every axis."""
+    """A lung block with a small ground-glass nodule (class 3), a vessel (5) and an airway (6) inside
+    it, off-centre on every axis."""
     labels = np.zeros(SHAPE, dtype=np.uint8)
     labels[2:13, 3:12, 1:10] = LABELS.id("lung")
     labels[4:6, 8:11, 6:8] = LABELS.id("nodule_ground_glass")
+    labels[7:9, 4:6, 2:9] = LABELS.id("vessel")
+    labels[10:12, 5:7, 3:5] = LABELS.id("airway")
     return labels
 
 
@@ -108,10 +111,10 @@ def test_segments_lie_on_the_ct_voxels_they_label(written, name):
     assert seg.SegmentationType == "BINARY" and seg.Modality == "SEG"
     masks = reassembled(seg, ct_files(folder))
     labels = layout()
-    assert sorted(masks) == [1, 2]
-    for number, class_id in ((1, 1), (2, 3)):
+    assert sorted(masks) == [1, 2, 3, 4]
+    for number, class_id in ((1, 1), (2, 3), (3, 5), (4, 6)):
         np.testing.assert_array_equal(masks[number], labels == class_id)
-    assert masks[2].sum() == 12 and masks[1].sum() == 11 * 9 * 9 - 12
+    assert [masks[n].sum() for n in (1, 2, 3, 4)] == [11 * 9 * 9 - 12 - 28 - 8, 12, 28, 8]
 
 
 def test_seg_references_the_ct_series(written):
@@ -131,13 +134,17 @@ def test_seg_references_the_ct_series(written):
 def test_segments_are_coded_and_marked_synthetic(written):
     seg = hd.seg.segread(written["anisotropic"][1])
     items = {int(item.SegmentNumber): item for item in seg.SegmentSequence}
-    assert {n: item.SegmentLabel for n, item in items.items()} == {1: "lung", 2: "nodule_ground_glass"}
-    lung, nodule = items[1], items[2]
+    assert {n: item.SegmentLabel for n, item in items.items()} == \
+        {1: "lung", 2: "nodule_ground_glass", 3: "vessel", 4: "airway"}
+    lung, nodule, vessel, airway = items[1], items[2], items[3], items[4]
     assert (lung.SegmentedPropertyCategoryCodeSequence[0].CodeValue, lung.SegmentedPropertyTypeCodeSequence[0].CodeValue) \
         == ("91723000", "39607008")
     assert (nodule.SegmentedPropertyCategoryCodeSequence[0].CodeValue,
             nodule.SegmentedPropertyTypeCodeSequence[0].CodeValue,
             nodule.AnatomicRegionSequence[0].CodeValue) == ("49755003", "27925004", "39607008")
+    assert (vessel.SegmentedPropertyTypeCodeSequence[0].CodeValue, vessel.AnatomicRegionSequence[0].CodeValue) == \
+        ("59820001", "39607008")  # blood vessel, in the lung
+    assert airway.SegmentedPropertyTypeCodeSequence[0].CodeValue == "89187006"  # airway structure
     assert all(item.SegmentedPropertyTypeCodeSequence[0].CodingSchemeDesignator == "SCT" for item in items.values())
     assert all(item.SegmentAlgorithmType == "AUTOMATIC" for item in items.values())
     assert "synthscape" in nodule.SegmentationAlgorithmIdentificationSequence[0].AlgorithmName
@@ -176,7 +183,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, written):
     target = tmp_path / "seg.dcm"
     cases = [
         (np.zeros((14, 16, 12), np.uint8), folder, ["shape (14, 16, 12)", "expected (16, 14, 12)"]),
-        (np.where(layout() == 3, 9, layout()).astype(np.uint8), folder, ["9", "0..4"]),
+        (np.where(layout() == 3, 9, layout()).astype(np.uint8), folder, ["9", "0..6"]),
         (layout(), tmp_path / "missing", ["missing", "not a folder"]),
         (layout(), tmp_path, ["no DICOM image files"]),
         (layout()[..., 0], folder, ["3D"]),

@@ -155,3 +155,17 @@ def test_bad_condition_is_refused_in_one_line(condition, named):
         make(size=(16, 16, 16), condition=condition)
     message = str(error.value)
     assert named in message and "\n" not in message
+
+
+def test_label_map_marks_vessels_bright_and_airway_lumens_dark():
+    from synthscape.domains.lung_ct.schema import LABELS
+
+    phantom = make(spacing=(1.25,) * 3, condition=present("medium", "solid"), seed=3)  # 80 mm inside a lung
+    labels, hu = phantom.label_map(), phantom.hu
+    ids = {name: LABELS.id(name) for name in ("lung", "vessel", "airway", "nodule_solid")}
+    inner = {name: erode(labels == i) for name, i in ids.items()}  # away from the blurred rims
+    assert all(inner[name].sum() > 20 for name in ids), {name: int(m.sum()) for name, m in inner.items()}
+    assert np.median(hu[inner["vessel"]]) > -150  # blood, about +40 HU before blur
+    assert np.median(hu[inner["lung"]]) < -750  # parenchyma around the tubes
+    assert np.percentile(hu[inner["airway"]], 10) < -800  # an air lumen inside its wall
+    assert np.array_equal(labels == ids["nodule_solid"], phantom.nodule_mask > 0)  # the nodule is painted last
