@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -189,6 +190,16 @@ class _Run:
         """What the classifiers see of ``images``: pooled by ``settings.pool``."""
         return pooled(images, self.settings.pool)
 
+    @cached_property
+    def small_train(self) -> np.ndarray:
+        """The real train split as the classifiers see it, pooled once for every stage."""
+        return self.small(self.x_train)
+
+    @cached_property
+    def small_held(self) -> np.ndarray:
+        """The held-out real items as the classifiers see them, pooled once for every stage."""
+        return self.small(self.x_held)
+
     def maps(self, part: str, index: np.ndarray | slice = slice(None)) -> np.ndarray | None:
         """The label maps of the items ``index`` of ``part`` (``all``, ``train``, ``held``); None for a class-only model."""
         maps = {"all": self.layouts, "train": self.l_train, "held": self.l_held}[part]
@@ -231,10 +242,10 @@ def _label_fidelity(run: _Run) -> tuple[TrainedClassifier, np.ndarray]:
     Returns the classifier and those generated samples, which later stages measure too."""
     schema, settings = run.schema, run.settings
     log.info("evaluate: label classifier on %d real items (%d steps)", len(run.x_train), settings.classifier_steps)
-    classifier = train_label_classifier(run.small(run.x_train), run.y_train, schema.cardinalities, run.spatial_dims,
+    classifier = train_label_classifier(run.small_train, run.y_train, schema.cardinalities, run.spatial_dims,
                                         steps=settings.classifier_steps, seed=run.seed)
     matched, _ = run.draw.like(run.y_held, run.maps("held"))
-    real_acc = classifier.accuracy(run.small(run.x_held), run.y_held)
+    real_acc = classifier.accuracy(run.small_held, run.y_held)
     gen_acc = classifier.accuracy(run.small(matched), run.y_held)
     for a, attribute in enumerate(schema.names):
         run.rows.append(MetricRow("label fidelity", f"{attribute}: classifier reads the requested value", gen_acc[a],
@@ -246,7 +257,7 @@ def _label_fidelity(run: _Run) -> tuple[TrainedClassifier, np.ndarray]:
 
 def _distances(run: _Run, classifier: TrainedClassifier, matched: np.ndarray) -> None:
     """Set distances to the real train split: the generated samples' against the held-out items'."""
-    x_train, x_held, matched = run.small(run.x_train), run.small(run.x_held), run.small(matched)
+    x_train, x_held, matched = run.small_train, run.small_held, run.small(matched)
     f_train, f_held, f_gen = (classifier.features(x) for x in (x_train, x_held, matched))
     fidelity = {"frechet_distance": (frechet_distance(f_gen, f_train), frechet_distance(f_held, f_train)),
                 "mmd": (mmd(matched, x_train), mmd(x_held, x_train)),
@@ -287,7 +298,7 @@ def _utility(run: _Run) -> np.ndarray:
     the F1 gain on the rarest condition from adding generated samples of it to a small real set.
     Returns the generated twins of the train items (a layout model's: renders of their label maps)."""
     schema, settings, cards = run.schema, run.settings, run.schema.cardinalities
-    x_train, y_train, x_held = run.small(run.x_train), run.y_train, run.small(run.x_held)
+    x_train, y_train, x_held = run.small_train, run.y_train, run.small_held
     training = {"steps": settings.utility_steps, "seed": run.seed}
     log.info("evaluate: utility (downstream models, %d steps each)", settings.utility_steps)
     attribute = settings.utility_attribute
