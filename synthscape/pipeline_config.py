@@ -198,6 +198,11 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
     for where, value in (("train.crop", pipeline.train.crop), ("sample.size", pipeline.sample.size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise SynthscapeError(f"{source}: {where} must be a positive whole number, got {value!r}")
+    if pipeline.evaluate is not None:  # checked now, not after the training it would follow
+        try:
+            EvaluationSettings(**pipeline.evaluate.options)
+        except SynthscapeError as exc:
+            raise SynthscapeError(f"{source}: evaluate.{exc}") from None
     check_gate(source, pipeline)
     return pipeline
 

@@ -30,6 +30,7 @@ from synthscape.core.evaluation.utility import rare_condition_gain, tstr_trtr
 from synthscape.core.evaluation.verdicts import MetricRow
 from synthscape.core.sampling.sampler import Sampler
 from synthscape.core.schema.conditions import ConditionSchema
+from synthscape.core.schema.config import MAX_STEPS, whole
 
 log = logging.getLogger("synthscape")
 MIN_HELD_OUT = 4  # the Frechet distance needs a covariance, the memorisation check a spread
@@ -48,6 +49,12 @@ class EvaluationSettings:
     segmenter_crop: int = 32  # its training crops' side (0: whole items); it segments whole items either way
     mask_focus: str = ""  # layout models: class-name prefix the mask rows score (lung-ct: nodule_); empty: all but background
     pool: int = 1  # label classifier, set distances and downstream models see images average-pooled by this per axis
+
+    def __post_init__(self) -> None:
+        for name, low in (("classifier_steps", 1), ("utility_steps", 1), ("diversity_conditions", 1),
+                          ("per_condition", 1), ("utility_attribute", 0), ("segmenter_steps", 1),
+                          ("segmenter_crop", 0), ("pool", 1)):
+            whole(getattr(self, name), name, low, MAX_STEPS)
 
 
 @dataclass

@@ -40,6 +40,8 @@ def test_the_default_pipeline_is_examples_lung_ct_yaml():
     ("data: real/\nsimulate: {count: 3}", "either data (real data) or simulate"),
     ("sample: {plan: [{condition: {nodule: present}, count: -1}]}", "count must be a non-negative integer"),
     ("evaluate: {holdout: 0.2, clasifier_steps: 3}", "evaluate: unknown key(s) clasifier_steps"),
+    ("evaluate: {pool: 0}", "evaluate.pool must be a whole number from 1"),
+    ("evaluate: {classifier_steps: many}", "evaluate.classifier_steps must be a whole number from 1"),
     ("train: [1, 2]", "train must be a mapping"),
     ("simulate: {count: 3\n", "is not valid YAML"),
 ])
@@ -106,5 +108,11 @@ def test_evaluate_command_writes_a_report_and_refuses_bad_input(tiny_run, tmp_pa
     assert "already exists and is not empty" in capsys.readouterr().err
     assert main(["evaluate", run, "--data", data, "--out", str(tmp_path / "r3"), "--holdout", "0.05", *fast]) == 2
     assert "evaluation needs at least 4 held-out real items" in capsys.readouterr().err
-    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+    assert main(["evaluate", run, "--data", data, "--out", str(tmp_path / "r4"), "--pool", "3", *fast]) == 2
+    err = capsys.readouterr().err
+    assert "evaluation pool 3 must divide every image side, got sides [16, 16, 16]" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exited:  # argparse refuses it before anything runs
+        main(["evaluate", run, "--data", data, "--out", str(tmp_path / "r4"), "--pool", "0", *fast])
+    assert exited.value.code == 2 and "argument --pool: must be a positive integer, got 0" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in ("r2", "r3", "r4"))
     assert not list(tmp_path.glob(".r*.partial"))  # nothing half-written
