@@ -46,7 +46,7 @@ def default_pipeline() -> Pipeline:
     how long it took when last measured)."""
     return Pipeline(
         simulate=SimulateStage(count=160, options={"size": 64, "spacing": 1.25}),
-        train=TrainStage(steps=250, batch_size=4, layout=True, crop=32, options={"mode_seeking": 0.1}),
+        train=TrainStage(steps=250, batch_size=4, layout=True, crop=32, options={"mode_seeking": 0.1, "reconstruction": 100}),
         sample=SampleStage(formats=["nifti", "dicom"], plan=[({"nodule": "absent"}, 6), ({"nodule": "present"}, 6)]),
         evaluate=EvaluateStage(options={"classifier_steps": 600, "pool": 2}),
     )

@@ -45,7 +45,9 @@ class EvaluationSettings:
     diversity_conditions: int = 4  # the most common condition rows, with at least 3 real items
     per_condition: int = 8  # generated samples per diversity condition
     utility_attribute: int = 0  # attribute the downstream model learns (lung-ct: nodule)
-    segmenter_steps: int = 300  # layout models: each segmentation network (mask fidelity, TSTR)
+    # layout models: each segmentation network (mask fidelity, TSTR). On the default lung data it finds held-out
+    # real nodules at Dice 0.149 after 300 steps and 0.227 after 1000 (70 s on 2 cores): a weak judge passes anything
+    segmenter_steps: int = 1000
     segmenter_crop: int = 32  # its training crops' side (0: whole items); it segments whole items either way
     mask_focus: str = ""  # layout models: class-name prefix the mask rows score (lung-ct: nodule_); empty: all but background
     pool: int = 1  # label classifier, set distances and downstream models see images average-pooled by this per axis

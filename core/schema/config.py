@@ -178,6 +178,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     mode_seeking: float = 0.0  # GAN: weight of the mode-seeking term (core/training/gan.py), against collapse per condition
     classifier_loss: float = 0.0  # GAN: weight of the AC-GAN term (core/training/gan.py): critic heads read the labels back
+    reconstruction: float = 0.0  # layout GAN: weight of the L1 between a render and the real image of its label map (pix2pix)
     kl_beta: float = 1.0
     kl_warmup_steps: int = 500
     log_every: int = 10
@@ -205,7 +206,7 @@ class TrainConfig:
         self.ema_decay = number(self.ema_decay, "ema_decay", 0, 1)
         for name in ("r1_gamma", "kl_beta"):
             setattr(self, name, number(getattr(self, name), name, 0, 1e9))
-        for name in ("mode_seeking", "classifier_loss"):  # weights of extra loss terms: 0 is off
+        for name in ("mode_seeking", "classifier_loss", "reconstruction"):  # weights of extra loss terms: 0 is off
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < float("inf"):
                 raise SynthscapeError(f"{name} must be a weight of 0 or more, got {shown(repr(value))}")

@@ -70,7 +70,7 @@ class GAN(Objective):
     of config.json (which are released as they are: docs/privacy.md), not taken from the batch.
     """
 
-    metric_names = ("loss_d", "loss_g", "d_real", "d_fake", "r1", "cls_real", "cls_fake")
+    metric_names = ("loss_d", "loss_g", "d_real", "d_fake", "r1", "cls_real", "cls_fake", "recon")
     compiled = ("generator", "critic")
     private_modules = ("critic",)
     private_optimizer = "critic"
@@ -120,7 +120,8 @@ class GAN(Objective):
         if self.prior is not None:  # DP: the generator step reads nothing of the real batch
             combos, counts = self.prior
             condition = combos[torch.multinomial(counts, self.train.batch_size, True, generator=noise)]
-        metrics.update(self.generator_step(condition, step, noise, autocast, layout))
+            images = None
+        metrics.update(self.generator_step(condition, step, noise, autocast, layout, images))
         return metrics
 
     def critic_step(self, images, condition, step, noise, autocast: Autocast, layout=None) -> dict[str, torch.Tensor]:
@@ -159,7 +160,8 @@ class GAN(Objective):
             metrics["r1"] = r1.detach()
         return metrics
 
-    def generator_step(self, condition, step, noise, autocast: Autocast, layout=None) -> dict[str, torch.Tensor]:
+    def generator_step(self, condition, step, noise, autocast: Autocast, layout=None,
+                       images=None) -> dict[str, torch.Tensor]:
         """Generator update against the frozen critic (hinge score, plus the AC-GAN and mode-seeking
         terms when their weights are on), then the EMA update. With mode seeking, the batch's first
         half of conditions is repeated so that samples ``i`` and ``i + half`` share one. The critic
@@ -174,6 +176,7 @@ class GAN(Objective):
             condition = torch.cat([condition[:half], condition[:half], condition[2 * half:]])
             if layout is not None:
                 layout = torch.cat([layout[:half], layout[:half], layout[2 * half:]])
+                images = None if images is None else torch.cat([images[:half], images[:half], images[2 * half:]])
         noise_map = self.spatial_noise(layout, noise)
         with autocast(), self.unprivate():
             fake = self.render(self.generator, z, condition, layout, noise_map)
@@ -181,6 +184,9 @@ class GAN(Objective):
             loss_g = -score.mean() + cfg.classifier_loss * cls_fake.mean()
             if cfg.mode_seeking > 0 and batch >= 2:
                 loss_g = loss_g + cfg.mode_seeking * mode_seeking_loss(fake.float(), z, batch // 2, noise_map)
+            if cfg.reconstruction > 0 and layout is not None and images is not None:
+                recon = (fake.float() - images.float()).abs().mean()
+                loss_g = loss_g + cfg.reconstruction * recon
         self.optimizers["generator"].zero_grad(set_to_none=True)
         with self.unprivate():
             loss_g.backward()
@@ -189,6 +195,8 @@ class GAN(Objective):
         metrics = {"loss_g": loss_g.detach()}
         if cfg.classifier_loss > 0:
             metrics["cls_fake"] = cls_fake.detach().mean()
+        if cfg.reconstruction > 0 and layout is not None and images is not None:
+            metrics["recon"] = recon.detach()
         return metrics
 
     def scored(self, images: torch.Tensor, condition: torch.Tensor,

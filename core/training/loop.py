@@ -98,6 +98,9 @@ def prepare_run(run: Path, resume: bool, dataset: Dataset, schema: ConditionSche
         raise SynthscapeError("a layout model trains on (image, condition, label map) items, a class-only one on "
                               "(image, condition); this data set gives the other kind")
     shape = tuple(first[0].shape)
+    if train.reconstruction > 0 and (labels is None or model != "gan"):
+        raise SynthscapeError(f"reconstruction {train.reconstruction} compares a layout GAN's renders with the real images "
+                              "of their label maps: train a gan with --layout, or set reconstruction to 0")
     if labels is not None:
         network = layout_network(network, shape, labels, crop, train)
     network = network or default_network(len(shape) - 1, shape[1:], shape[0])

@@ -105,6 +105,28 @@ def test_a_sample_renders_the_same_alone_or_in_a_batch(spots_run):
     assert alone.conditions[0] == together.conditions[2]
 
 
+def test_the_report_scores_a_layout_model_by_its_masks_and_by_renders_of_one_map(spots_run):
+    """The layout rows of the evaluation on 24^3 spots: a segmenter trained on real finds the spot in
+    renders where their label maps put it (the spot test above shows the generator paints it), its
+    TSTR / TRTR is read off the same Dice, and renders of one label map differ less than real items
+    whose spots lie elsewhere."""
+    from synthscape.core.evaluation.suite import EvaluationSettings, evaluate
+
+    data = Spots(24, seed=7)
+    images = np.stack([item[0].numpy() for item in data.items])
+    layouts = np.stack([item[2].numpy() for item in data.items]).astype(np.uint8)
+    settings = EvaluationSettings(classifier_steps=20, utility_steps=10, per_condition=4, segmenter_steps=80,
+                                  segmenter_crop=0, mask_focus="spot")
+    result = evaluate(load_run(spots_run), images, data.conditions, 3, settings=settings, layouts=layouts)
+    mask, utility, same = (result.values[k] for k in ("mask_fidelity", "segmentation_utility", "same_layout_diversity"))
+    assert mask["classes"] == "spot"
+    assert mask["real"] > 0.8 and mask["generated"] > 0.5, mask
+    assert utility["trtr"] == mask["real"] and utility["ratio"] == pytest.approx(utility["tstr"] / utility["trtr"])
+    assert 0 <= same["generated"] < same["real"] <= 1, same
+    names = [row.name for row in result.rows]
+    assert any(name.startswith("spot Dice") for name in names) and any("one label map" in name for name in names)
+
+
 def test_a_resumed_layout_run_continues_exactly(tmp_path):
     # crops are drawn from the checkpointed noise generator: a run stopped at step 2 and resumed ends bitwise
     # where the uninterrupted one does (a few steps suffice; the spot test above shows what training learns)
@@ -175,3 +197,48 @@ def test_a_uniform_label_map_renders_a_uniform_image_to_its_edges(spatial_dims):
                           torch.zeros(1, 1, *size))
     assert image.std() < 1e-5, image.std()
     assert image.abs().max() > 1e-3  # not trivially blank
+
+
+def test_the_reconstruction_term_is_the_l1_to_the_real_image_of_each_rendered_label_map():
+    """``reconstruction``: loss_g is the hinge term plus the weight times the mean |render - real|,
+    where with mode seeking (batch 5: pairs 0-1 and 2-3) render i + 2 is compared with real image i,
+    whose label map it rendered; computed here by hand from the same latents and noise maps."""
+    import contextlib
+    import copy
+
+    from synthscape.core.training.gan import GAN
+
+    torch.manual_seed(0)
+    gan = GAN(layout_config(), tiny_train(batch_size=5, mode_seeking=0.5, reconstruction=3.0), [2], torch.device("cpu"))
+    data = Spots(5, seed=2)
+    images = torch.stack([item[0] for item in data.items])
+    layouts = torch.stack([item[2] for item in data.items]).long()
+    condition = torch.zeros(5, 1, dtype=torch.long)
+    generator, critic = copy.deepcopy(gan.generator), copy.deepcopy(gan.critic)
+    noise = torch.Generator().manual_seed(1)
+    state = noise.get_state()
+    metrics = gan.generator_step(condition, 1, noise, contextlib.nullcontext, layouts, images)
+    noise.set_state(state)
+    z = gan.latents(5, noise)
+    order = [0, 1, 0, 1, 4]
+    noise_map = gan.spatial_noise(layouts[order], noise)
+    with torch.no_grad():
+        fake = generator(z, condition, layouts[order], noise_map)
+        hinge = -critic(fake, condition, layouts[order]).mean()
+        from synthscape.core.training.gan import mode_seeking_loss
+        seeking = mode_seeking_loss(fake, z, 2, noise_map)
+    l1 = (fake - images[order]).abs().mean()
+    assert float(metrics["recon"]) == pytest.approx(float(l1), rel=1e-5)
+    assert float(metrics["loss_g"]) == pytest.approx(float(hinge + 0.5 * seeking + 3.0 * l1), rel=1e-5)
+    assert 3.0 * float(l1) > 1e-2  # large enough that leaving it out would fail the line above
+
+
+@pytest.mark.parametrize("model, labels", [("gan", None), ("vae", LABELS)])
+def test_reconstruction_outside_a_layout_gan_is_refused_before_anything_is_written(tmp_path, model, labels):
+    items = Spots(4, seed=0)
+    if labels is None:
+        items.items = [item[:2] for item in items.items]
+    with pytest.raises(SynthscapeError, match="reconstruction 1.0 compares a layout GAN's renders .* --layout"):
+        train(items, tmp_path / "run", model=model, schema=SCHEMA, config=tiny_train(steps=1, reconstruction=1.0),
+              labels=labels, crop=16, progress=False)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

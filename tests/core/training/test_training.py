@@ -337,7 +337,7 @@ def test_classifier_loss_gives_the_critic_heads_and_the_generator_their_cross_en
     assert rows and all(math.isfinite(float(r["cls_real"])) and math.isfinite(float(r["cls_fake"])) for r in rows)
 
 
-@pytest.mark.parametrize("name", ["mode_seeking", "classifier_loss"])
+@pytest.mark.parametrize("name", ["mode_seeking", "classifier_loss", "reconstruction"])
 def test_loss_weights_below_zero_are_refused(name):
     from synthscape.core.schema.config import TrainConfig
 
