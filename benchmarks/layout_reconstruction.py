@@ -71,22 +71,34 @@ def picture(real: np.ndarray, renders: list[np.ndarray], layouts: np.ndarray, fo
     cv2.imwrite(str(path), cv2.resize(image, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST))
 
 
-def score(run: Path, data: Path, segmenter_steps: int, picture_path: Path) -> dict:
-    """The figures of the module docstring for one trained run."""
-    import synthscape
-    from synthscape.core.evaluation.diversity import within_condition_diversity
-    from synthscape.core.evaluation.suite import Generated, split
-    from synthscape.core.evaluation.segmentation import mask_fidelity, train_segmenter
+def judge(data: Path, segmenter_steps: int) -> dict:
+    """The real data (at the default run's geometry), the report's split and the nodule-vs-rest
+    segmenter trained on the real train split: the same for every weight."""
+    from synthscape.core.evaluation.segmentation import train_segmenter
+    from synthscape.core.evaluation.suite import split
     from synthscape.domains import get_domain
     from synthscape.evaluate import real_arrays
 
-    sampler = synthscape.load(run)
-    domain = get_domain(sampler.domain)
-    images, conditions, layouts = real_arrays(domain, data, sampler.domain_meta, layout=True)
+    domain = get_domain("lung-ct")
+    meta = {"size": [64, 64, 64], "spacing": [1.25, 1.25, 1.25]}
+    images, conditions, layouts = real_arrays(domain, data, meta, layout=True)
     train_index, held = split(conditions, 0.25, 0)
-    focus = [i for i, name in enumerate(sampler.label_map.classes) if name.startswith(domain.mask_focus)]
+    focus = [i for i, name in enumerate(domain.labels.classes) if name.startswith(domain.mask_focus)]
     binary = np.isin(layouts, focus).astype(np.int64)
     segmenter = train_segmenter(images[train_index], binary[train_index], 2, steps=segmenter_steps, seed=0, crop=32)
+    return {"images": images, "conditions": conditions, "layouts": layouts, "held": held, "focus": focus,
+            "binary": binary, "segmenter": segmenter}
+
+
+def score(run: Path, real: dict, picture_path: Path) -> dict:
+    """The figures of the module docstring for one trained run."""
+    import synthscape
+    from synthscape.core.evaluation.diversity import within_condition_diversity
+    from synthscape.core.evaluation.segmentation import mask_fidelity
+    from synthscape.core.evaluation.suite import Generated
+
+    sampler = synthscape.load(run)
+    images, conditions, layouts, held, binary = (real[k] for k in ("images", "conditions", "layouts", "held", "binary"))
     renders, _ = Generated(sampler, 0).like(conditions[held], layouts[held])
     three = held[[0, 1, len(held) // 2]]
     again, _ = Generated(sampler, 5).like(np.repeat(conditions[three], 8, 0), np.repeat(layouts[three], 8, 0))
@@ -94,8 +106,9 @@ def score(run: Path, data: Path, segmenter_steps: int, picture_path: Path) -> di
     real_same = within_condition_diversity(images[held], conditions[held])["diversity"]
     with_nodule = [i for i in range(len(held)) if binary[held[i]].any()][:SLICES]
     second, _ = Generated(sampler, 1).like(conditions[held[with_nodule]], layouts[held[with_nodule]])
-    picture(images[held[with_nodule]], [renders[with_nodule], second], layouts[held[with_nodule]], focus, picture_path)
-    dice, dice_real = (mask_fidelity(segmenter, x, binary[held], [1]) for x in (renders, images[held]))
+    picture(images[held[with_nodule]], [renders[with_nodule], second], layouts[held[with_nodule]], real["focus"],
+            picture_path)
+    dice, dice_real = (mask_fidelity(real["segmenter"], x, binary[held], [1]) for x in (renders, images[held]))
     return {"dice": dice, "dice_real": dice_real, "dice_ratio": dice / dice_real, "same_layout": same,
             "same_condition_real": real_same, "l1": float(np.abs(renders - images[held]).mean())}
 
@@ -111,10 +124,11 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or simulate(Path(tmp))
+        real = judge(data, args.segmenter_steps)
         for weight in args.weights:
             start = time.perf_counter()
             run, rate = train(data, Path(tmp), weight, args.steps)
-            figures = score(run, data, args.segmenter_steps, args.out.with_name(f"{args.out.stem}_{weight:g}.png"))
+            figures = score(run, real, args.out.with_name(f"{args.out.stem}_{weight:g}.png"))
             results.append({"reconstruction": weight, "steps": args.steps, "steps_per_s": rate, **figures,
                             "seconds": time.perf_counter() - start})
             print(json.dumps(results[-1]), flush=True)
