@@ -162,11 +162,13 @@ class GAN(Objective):
 
     def generator_step(self, condition, step, noise, autocast: Autocast, layout=None,
                        images=None) -> dict[str, torch.Tensor]:
-        """Generator update against the frozen critic (hinge score, plus the AC-GAN and mode-seeking
-        terms when their weights are on), then the EMA update. With mode seeking, the batch's first
-        half of conditions is repeated so that samples ``i`` and ``i + half`` share one. The critic
-        runs outside DP bookkeeping: this step trains only the generator. A layout model's pairs
-        share the label map too, and differ in the latent and the noise map: one layout, many images."""
+        """Generator update against the frozen critic (hinge score, plus the AC-GAN, mode-seeking and a
+        layout model's reconstruction terms when their weights are on: the last is the mean absolute
+        difference to ``images``, the real images of the label maps rendered), then the EMA update.
+        With mode seeking, the batch's first half of conditions is repeated so that samples ``i`` and
+        ``i + half`` share one. The critic runs outside DP bookkeeping: this step trains only the
+        generator. A layout model's pairs share the label map (and real image) too, and differ in the
+        latent and the noise map: one layout, many images."""
         batch = condition.shape[0]
         cfg = self.train
         self.critic.requires_grad_(False)
@@ -178,13 +180,14 @@ class GAN(Objective):
                 layout = torch.cat([layout[:half], layout[:half], layout[2 * half:]])
                 images = None if images is None else torch.cat([images[:half], images[:half], images[2 * half:]])
         noise_map = self.spatial_noise(layout, noise)
+        recon = None
         with autocast(), self.unprivate():
             fake = self.render(self.generator, z, condition, layout, noise_map)
             score, cls_fake = self.scored(fake, condition, layout)
             loss_g = -score.mean() + cfg.classifier_loss * cls_fake.mean()
             if cfg.mode_seeking > 0 and batch >= 2:
                 loss_g = loss_g + cfg.mode_seeking * mode_seeking_loss(fake.float(), z, batch // 2, noise_map)
-            if cfg.reconstruction > 0 and layout is not None and images is not None:
+            if cfg.reconstruction > 0 and layout is not None and images is not None:  # pix2pix's L1
                 recon = (fake.float() - images.float()).abs().mean()
                 loss_g = loss_g + cfg.reconstruction * recon
         self.optimizers["generator"].zero_grad(set_to_none=True)
@@ -195,7 +198,7 @@ class GAN(Objective):
         metrics = {"loss_g": loss_g.detach()}
         if cfg.classifier_loss > 0:
             metrics["cls_fake"] = cls_fake.detach().mean()
-        if cfg.reconstruction > 0 and layout is not None and images is not None:
+        if recon is not None:
             metrics["recon"] = recon.detach()
         return metrics
 
