@@ -125,6 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     evaluate_model(args.model, args.data, args.out, seed=args.seed, holdout=args.holdout,
                    classifier_steps=args.classifier_steps, utility_steps=args.utility_steps, pool=args.pool,
+                   segmenter_steps=args.segmenter_steps,
                    overwrite=args.overwrite, allow_outside_paths=args.allow_outside_paths)
     return 0
 
@@ -306,6 +307,9 @@ def add_evaluate_command(sub: argparse._SubParsersAction) -> None:
                    help="training steps of the label classifier, trained on the real data (default 300)")
     p.add_argument("--utility-steps", type=positive_int, default=200,
                    help="training steps of each downstream model of the utility metrics (default 200)")
+    p.add_argument("--segmenter-steps", type=positive_int, default=1000,
+                   help="layout models: training steps of each segmentation network of the mask rows (mask fidelity, "
+                        "segmentation TSTR / TRTR), trained on crops; fewer make a weaker judge (default 1000)")
     p.add_argument("--pool", type=positive_int, default=1,
                    help="the label classifier, set distances and downstream models see images average-pooled by this "
                         "factor per axis: 2 makes a 64^3 volume the 32^3 they are sized for, at an eighth of the cost; "

@@ -114,5 +114,8 @@ def test_evaluate_command_writes_a_report_and_refuses_bad_input(tiny_run, tmp_pa
     with pytest.raises(SystemExit) as exited:  # argparse refuses it before anything runs
         main(["evaluate", run, "--data", data, "--out", str(tmp_path / "r4"), "--pool", "0", *fast])
     assert exited.value.code == 2 and "argument --pool: must be a positive integer, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["evaluate", run, "--data", data, "--out", str(tmp_path / "r4"), "--segmenter-steps", "0", *fast])
+    assert exited.value.code == 2 and "argument --segmenter-steps: must be a positive integer, got 0" in capsys.readouterr().err
     assert not any((tmp_path / name).exists() for name in ("r2", "r3", "r4"))
     assert not list(tmp_path.glob(".r*.partial"))  # nothing half-written
