@@ -35,25 +35,35 @@ import numpy as np
 SLICES = 6
 
 
+def default():
+    """The default pipeline (``synthscape.pipeline.default_pipeline``, = examples/lung_ct.yaml): the
+    data and training this benchmark varies one weight of, read from it so the two cannot drift apart."""
+    from synthscape.pipeline import default_pipeline
+
+    return default_pipeline()
+
+
 def simulate(folder: Path) -> Path:
-    """The default pipeline's data: 160 phantoms at 64^3 and 1.25 mm (examples/lung_ct.yaml)."""
-    data = folder / "data"
-    subprocess.run([sys.executable, "-m", "synthscape", "simulate", "lung-ct", "--out", str(data), "--count", "160",
-                    "--size", "64", "--spacing", "1.25", "--seed", "0"], check=True)
+    """The default pipeline's data (160 phantoms at 64^3 and 1.25 mm when last measured)."""
+    stage, data = default().simulate, folder / "data"
+    options = [f"--{key}={value}" for key, value in stage.options.items()]
+    subprocess.run([sys.executable, "-m", "synthscape", "simulate", "lung-ct", "--out", str(data), "--count",
+                    str(stage.count), "--seed", str(default().seed), *options], check=True)
     return data
 
 
 def train(data: Path, folder: Path, weight: float, steps: int) -> tuple[Path, float]:
-    """``synthscape run`` of the default training with ``reconstruction: weight``; the run folder and its steps/s."""
-    pipeline = folder / f"w{weight:g}.yaml"
-    pipeline.write_text(
-        f"domain: lung-ct\nseed: 0\ndata: {data}\n"
-        f"train: {{model: gan, layout: true, crop: 32, steps: {steps}, batch_size: 4, mode_seeking: 0.1, "
-        f"reconstruction: {weight}, eval_every: {steps}, checkpoint_every: {steps}}}\n"
-        "sample: {formats: [nifti], plan: [{condition: {nodule: present}, count: 1}]}\n"
-        "evaluate: false\nexport: false\n")
+    """``synthscape run`` of the default training with ``reconstruction: weight`` and ``steps``; the
+    run folder and its steps/s. The pipeline is written as JSON, which YAML reads as it is."""
+    pipeline, stage = default(), default().train
+    training = {"model": stage.model, "layout": stage.layout, "crop": stage.crop, "batch_size": stage.batch_size,
+                **stage.options, "steps": steps, "reconstruction": weight, "eval_every": steps, "checkpoint_every": steps}
+    path = folder / f"w{weight:g}.yaml"
+    path.write_text(json.dumps({"domain": pipeline.domain, "seed": pipeline.seed, "data": str(data), "train": training,
+                                "sample": {"formats": ["nifti"], "plan": [{"condition": {"nodule": "present"}, "count": 1}]},
+                                "evaluate": False, "export": False}))
     out = folder / f"w{weight:g}"
-    subprocess.run([sys.executable, "-m", "synthscape", "run", str(pipeline), "--out", str(out)], check=True)
+    subprocess.run([sys.executable, "-m", "synthscape", "run", str(path), "--out", str(out)], check=True)
     seconds = json.loads((out / "stages.json").read_text())["train"]
     return out / "run", steps / seconds
 
@@ -74,20 +84,22 @@ def picture(real: np.ndarray, renders: list[np.ndarray], layouts: np.ndarray, fo
 def judge(data: Path, segmenter_steps: int) -> dict:
     """The real data (at the default run's geometry), the report's split and the nodule-vs-rest
     segmenter trained on the real train split: the same for every weight."""
+    from synthscape.core.evaluation.diversity import within_condition_diversity
     from synthscape.core.evaluation.segmentation import train_segmenter
     from synthscape.core.evaluation.suite import split
     from synthscape.domains import get_domain
     from synthscape.evaluate import real_arrays
 
-    domain = get_domain("lung-ct")
-    meta = {"size": [64, 64, 64], "spacing": [1.25, 1.25, 1.25]}
+    domain, options = get_domain("lung-ct"), default().simulate.options
+    meta = {"size": [options["size"]] * 3, "spacing": [options["spacing"]] * 3}
     images, conditions, layouts = real_arrays(domain, data, meta, layout=True)
     train_index, held = split(conditions, 0.25, 0)
     focus = [i for i, name in enumerate(domain.labels.classes) if name.startswith(domain.mask_focus)]
     binary = np.isin(layouts, focus).astype(np.int64)
     segmenter = train_segmenter(images[train_index], binary[train_index], 2, steps=segmenter_steps, seed=0, crop=32)
     return {"images": images, "conditions": conditions, "layouts": layouts, "held": held, "focus": focus,
-            "binary": binary, "segmenter": segmenter}
+            "binary": binary, "segmenter": segmenter,
+            "same_condition_real": within_condition_diversity(images[held], conditions[held])["diversity"]}
 
 
 def score(run: Path, real: dict, picture_path: Path) -> dict:
@@ -103,14 +115,13 @@ def score(run: Path, real: dict, picture_path: Path) -> dict:
     three = held[[0, 1, len(held) // 2]]
     again, _ = Generated(sampler, 5).like(np.repeat(conditions[three], 8, 0), np.repeat(layouts[three], 8, 0))
     same = within_condition_diversity(again, np.repeat(np.arange(3), 8)[:, None])["diversity"]
-    real_same = within_condition_diversity(images[held], conditions[held])["diversity"]
     with_nodule = [i for i in range(len(held)) if binary[held[i]].any()][:SLICES]
     second, _ = Generated(sampler, 1).like(conditions[held[with_nodule]], layouts[held[with_nodule]])
     picture(images[held[with_nodule]], [renders[with_nodule], second], layouts[held[with_nodule]], real["focus"],
             picture_path)
     dice, dice_real = (mask_fidelity(real["segmenter"], x, binary[held], [1]) for x in (renders, images[held]))
     return {"dice": dice, "dice_real": dice_real, "dice_ratio": dice / dice_real, "same_layout": same,
-            "same_condition_real": real_same, "l1": float(np.abs(renders - images[held]).mean())}
+            "same_condition_real": real["same_condition_real"], "l1": float(np.abs(renders - images[held]).mean())}
 
 
 def main() -> None:
