@@ -64,7 +64,7 @@ def domain_options(args: argparse.Namespace, names: Sequence[str]) -> dict:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
-SIMULATE_OPTIONS = ("size", "spacing", "formats", "view", "workers", "nodule_sizes", "nodule_kinds")
+SIMULATE_OPTIONS = ("size", "spacing", "formats", "view", "workers", "val_share", "nodule_sizes", "nodule_kinds")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -193,6 +193,9 @@ def add_simulate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--view", choices=("dashcam", "aerial"), help="driving only: dashcam (default) or aerial (drone)")
     p.add_argument("--workers", type=positive_int, help="processes simulating (default: one per CPU core, up to 8, "
                    "for 64 samples or more); the volumes and images are the same for any number")
+    p.add_argument("--val-share", type=float, metavar="F", help="driving only: the share of the scenes in the "
+                   "validation split (train.txt / val.txt, instances_train.json / instances_val.json, the split "
+                   "column of labels.csv), strictly between 0 and 1, seeded and stratified by condition; default 0.2")
     p.add_argument("--format", dest="formats", action="append", metavar="FMT",
                    help="output format(s), repeatable or comma-separated (lung-ct: nifti, dicom; default nifti)")
     p.add_argument("--nodule-sizes", metavar="S,S", help="lung-ct only: the sizes the nodules (half the phantoms "

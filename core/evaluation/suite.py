@@ -31,6 +31,7 @@ from synthscape.core.evaluation.verdicts import MetricRow
 from synthscape.core.sampling.sampler import Sampler
 from synthscape.core.schema.conditions import ConditionSchema
 from synthscape.core.schema.config import MAX_STEPS, whole
+from synthscape.core.schema.splits import stratified_split
 
 log = logging.getLogger("synthscape")
 MIN_HELD_OUT = 4  # the Frechet distance needs a covariance, the memorisation check a spread
@@ -76,21 +77,10 @@ class Evaluation:
 
 
 def split(conditions: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and held-out indices, stratified by condition row: items are lined up row by row
-    (shuffled within a row) and every ``1 / holdout``-th is held out, so each row gives its share
-    and the total is ``holdout * N`` even when rows are small."""
+    """Train and held-out indices of the real items, stratified by condition row (``stratified_split``)."""
     if not 0 < holdout < 1:
         raise SynthscapeError(f"holdout must lie strictly between 0 and 1, got {holdout}")
-    rng = np.random.default_rng([seed, 7])
-    _, groups = np.unique(conditions, axis=0, return_inverse=True)
-    groups = groups.reshape(-1)
-    order = np.concatenate([rng.permutation(np.flatnonzero(groups == g)) for g in np.unique(groups)])
-    position = np.arange(len(order)) + rng.random()  # a random phase: which item of each stride
-    held_out = np.zeros(len(conditions), dtype=bool)
-    held_out[order[np.floor((position + 1) * holdout) > np.floor(position * holdout)]] = True
-    if held_out.all() or not held_out.any():
-        raise SynthscapeError(f"{len(conditions)} real items are too few to hold out {holdout:.0%} of them")
-    return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+    return stratified_split(conditions, holdout, [seed, 7])
 
 
 class Generated:

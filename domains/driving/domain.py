@@ -8,7 +8,9 @@ A simulated data set folder::
     masks/scene-000000.png      semantic classes (pixel value = index into SEMANTIC)
     labels/scene-000000.txt     YOLO boxes; classes.txt and data.yaml name the classes
     annotations.json            COCO boxes of every image (file names relative to images/)
-    labels.csv                  path, weather, time, scenario, view, seed, index, box count
+    train.txt, val.txt          YOLO lists of each split; data.yaml names them (Ultralytics)
+    instances_train.json, instances_val.json   COCO boxes of each split
+    labels.csv                  path, weather, time, scenario, view, seed, index, box count, split
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import numpy as np
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import write_text
 from synthscape.core.files.grids import to_uint8, write_png
+from synthscape.core.schema.splits import stratified_split
 from synthscape.domains.base import read_meta, register
 from synthscape.domains.driving.aerial import render_aerial
 from synthscape.domains.driving.dashcam import render_dashcam
-from synthscape.domains.driving.formats import COCO_FILE, coco_document, write_coco, write_yolo_classes, yolo_lines
+from synthscape.domains.driving.formats import write_detection_sets, yolo_lines
 from synthscape.domains.driving.scene import Box, Scene
 from synthscape.domains.driving.schema import SCENARIOS, SCHEMA, TIMES, VIEWS, WEATHERS, DrivingMeta
 from synthscape.domains.driving.weather import apply_conditions
@@ -42,6 +45,8 @@ MIX = {"weather": (WEATHERS, (0.4, 0.2, 0.2, 0.2)), "time": (TIMES, (0.5, 0.2, 0
 MIN_VISIBLE = 0.25  # a box for an object at least this fraction visible
 FOG_VISIBILITY = (30.0, 150.0)  # metres (where fog leaves 5 % of an object's contrast)
 AERIAL_HAZE_HEIGHT = 15.0  # a drone's fog visibility scales with its distance to the ground / this
+VAL_SHARE = 0.2  # the share of a simulated data set in its validation split
+SPLIT_STREAM = (2, 7)  # the split's seed is [seed, *SPLIT_STREAM]: no scene's ([seed, index])
 
 
 def draw_condition(rng: np.random.Generator) -> dict[str, str]:
@@ -67,6 +72,18 @@ def render(view: str, size: int | tuple[int, int], condition: dict[str, str], rn
         far = {obj.instance for obj in scene.objects if obj.distance > visibility}
         boxes = [box for box in boxes if box.instance not in far]
     return image, boxes, scene
+
+
+def split_names(rows: Sequence[Mapping[str, str]], share: float, seed: int) -> list[str]:
+    """``train`` or ``val`` per labels.csv row, seeded, stratified by weather, time and scenario so
+    that rare combinations reach validation too (``stratified_split``). A single scene is train."""
+    names = ["train"] * len(rows)
+    if len(rows) >= 2:
+        _, val = stratified_split(np.array([[row[a] for a in SCHEMA.names] for row in rows]), share,
+                                  [seed, *SPLIT_STREAM])
+        for i in val:
+            names[i] = "val"
+    return names
 
 
 def simulate_one(out: Path, seed: int, size: int, view: str, index: int) -> tuple[dict, tuple[str, int, int], list[Box]]:
@@ -95,24 +112,30 @@ class Driving:
     meta_type = DrivingMeta
 
     def simulate(self, out: Path, count: int, seed: int, size: int = 256, view: str = "dashcam",
-                 workers: int | None = None, **options: Any) -> Path:
-        """Rendered scenes with visible-object boxes (COCO, YOLO), semantic masks and labels.csv.
+                 workers: int | None = None, val_share: float = VAL_SHARE, **options: Any) -> Path:
+        """Rendered scenes with visible-object boxes (COCO, YOLO), semantic masks and labels.csv,
+        split into train and val (``val_share`` of the scenes, stratified by condition).
 
         Scene ``i`` depends on (seed, i) alone, so ``workers`` processes (default: one per CPU
         core for more than 64 scenes) make exactly the files one process makes.
         """
         if options:
-            raise SynthscapeError(f"driving simulate does not take {', '.join(options)}; it takes size, view, workers")
+            raise SynthscapeError(f"driving simulate does not take {', '.join(options)}; it takes size, view, "
+                                  "workers, val_share")
         if int(size) < 16:
             raise SynthscapeError(f"driving size must be at least 16 pixels, got {size}")
         if view not in RENDERERS:
             raise SynthscapeError(f"unknown driving view {view!r}; valid views: {', '.join(VIEWS)}")
-        write_yolo_classes(out)
+        if not 0 < float(val_share) < 1:
+            raise SynthscapeError(f"driving val_share (--val-share) must lie strictly between 0 and 1, got {val_share}")
         results = parallel_map(partial(simulate_one, out, seed, size, view), count, workers,
                                desc=f"simulate driving ({view})", unit="scene")
         rows = [row for row, _, _ in results]
-        write_coco(out / COCO_FILE, coco_document([image for _, image, _ in results], [boxes for _, _, boxes in results]))
-        write_labels(out, rows, SCHEMA, extras=("view", "mask", "yolo", "boxes", "seed", "index"))
+        for row, split in zip(rows, split_names(rows, float(val_share), seed)):
+            row["split"] = split
+        write_detection_sets(out, [image for _, image, _ in results], [boxes for _, _, boxes in results],
+                             [row["split"] for row in rows])
+        write_labels(out, rows, SCHEMA, extras=("view", "mask", "yolo", "boxes", "seed", "index", "split"))
         return out
 
     def dataset(self, path: Path, size: int | None = None, allow_outside_paths: bool = False, **options: Any):

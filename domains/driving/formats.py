@@ -8,6 +8,13 @@ column 3 is ``[3, 3, 1, 1]``; ``area`` is the object's visible pixel count, as f
 YOLO (Ultralytics/darknet): ``labels/NAME.txt`` beside ``images/NAME.png`` with one line
 ``class cx cy w h`` per box, normalised to [0, 1] by the image width and height; ``classes.txt``
 lists the class names in class order, and ``data.yaml`` says the same for Ultralytics.
+
+Splits: every image is in ``train`` or ``val``. ``train.txt`` / ``val.txt`` list each side's
+images as ``./images/NAME.png``, the form Ultralytics reads relative to the list file (a line
+without ``./`` it reads relative to the working directory); ``data.yaml`` names the two lists and
+has no ``path`` key, so Ultralytics resolves them against the yaml's own folder, from any working
+directory. ``instances_train.json`` / ``instances_val.json`` are ``annotations.json`` cut in two:
+the same image and annotation ids, disjoint, together the whole set.
 No numpy needed.
 """
 
@@ -22,6 +29,7 @@ from synthscape.core.files.atomic import write_json, write_text
 from synthscape.domains.driving.scene import CATEGORIES, Box
 
 COCO_FILE = "annotations.json"
+SPLITS = ("train", "val")
 
 
 def coco_categories() -> list[dict]:
@@ -50,11 +58,39 @@ def yolo_lines(boxes: Sequence[Box], width: int, height: int) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def write_yolo_classes(folder: Path) -> None:
-    """Write ``classes.txt`` and the Ultralytics ``data.yaml`` naming the YOLO classes in ``folder``."""
-    write_text(folder / "classes.txt", "".join(name + "\n" for name in CATEGORIES))
+def data_yaml() -> str:
+    """The Ultralytics data set file: the split lists and the class names, no ``path`` (the yaml's folder)."""
     names = "".join(f"  {i}: {name}\n" for i, name in enumerate(CATEGORIES))
-    write_text(folder / "data.yaml", f"# Ultralytics data set file\npath: .\ntrain: images\nval: images\nnames:\n{names}")
+    return ("# Ultralytics data set file; paths are relative to this file's folder\n"
+            f"train: {SPLITS[0]}.txt\nval: {SPLITS[1]}.txt\nnames:\n{names}")
+
+
+def split_document(document: dict, keep: set[str]) -> dict:
+    """The part of a COCO ``document`` whose images' file names are in ``keep``, ids unchanged."""
+    images = [image for image in document["images"] if image["file_name"] in keep]
+    ids = {image["id"] for image in images}
+    return {**document, "images": images,
+            "annotations": [a for a in document["annotations"] if a["image_id"] in ids]}
+
+
+def write_detection_sets(folder: Path, images: Sequence[tuple[str, int, int]], boxes: Sequence[Sequence[Box]],
+                         splits: Sequence[str]) -> None:
+    """Write the labels that a detector trains on for the images of ``folder/images``: ``images``
+    (file name, width, height), their ``boxes`` (YOLO files are the caller's, one per image) and
+    each image's split (``train`` or ``val``): ``classes.txt``, ``data.yaml``, the split lists, the
+    COCO file of every image and one per split."""
+    unknown = sorted(set(splits) - set(SPLITS))
+    if unknown or len(splits) != len(images):
+        raise SynthscapeError(f"need one split of {', '.join(SPLITS)} per image ({len(images)}), "
+                              f"got {len(splits)}{' with ' + unknown[0] if unknown else ''}")
+    write_text(folder / "classes.txt", "".join(name + "\n" for name in CATEGORIES))
+    document = coco_document(images, boxes)
+    write_coco(folder / COCO_FILE, document)
+    for split in SPLITS:
+        names = [name for (name, _, _), s in zip(images, splits) if s == split]
+        write_text(folder / f"{split}.txt", "".join(f"./images/{name}\n" for name in names))
+        write_coco(folder / f"instances_{split}.json", split_document(document, set(names)))
+    write_text(folder / "data.yaml", data_yaml())
 
 
 def read_coco_images(path: Path) -> list[str]:
