@@ -40,6 +40,10 @@ class Domain(Protocol):
     ``draw_layout(condition, size, meta, rng)`` that draws a label map for a condition with its
     simulator, a ``dataset(..., layout=True)`` whose items carry label maps, and a ``write`` that
     takes ``layouts=`` and writes them beside the samples (``layout_support`` checks for them).
+    Where its layouts know their objects, ``draw_layout`` returns a ``Layout`` with an instance map
+    (and the dataset has ``.instances``), ``write`` takes ``instances=`` too, and an optional
+    ``finish_samples(out, rows)`` writes what covers a whole order (driving: COCO and the splits)
+    after its last batch.
 
     ``meta_type`` is a dataclass declaring what a data set records about its geometry and
     intensity mapping: the ``meta`` dict its dataset hands to training, stored as config.json's
@@ -173,6 +177,8 @@ def write_samples(domain: Domain, batches: Iterable[Any], out: Path, formats: Se
     written, rows, header, shown_images = Written(), [], None, []
     for batch in batches:
         layouts = {"layouts": batch.layouts} if batch.layouts is not None else {}
+        if batch.instances is not None:
+            layouts["instances"] = batch.instances
         files = domain.write(batch.images, batch.conditions, out, formats=formats, seed=batch.seed,
                              indices=batch.indices.tolist(), meta=meta, **layouts)
         with (out / LABELS).open(newline="", encoding="utf-8") as handle:
@@ -186,9 +192,12 @@ def write_samples(domain: Domain, batches: Iterable[Any], out: Path, formats: Se
             written.last = int(batch.indices[-1])
         if sum(map(len, shown_images)) < preview:
             shown_images.append(batch.images[: preview - sum(map(len, shown_images))].copy())
+    finish = getattr(domain, "finish_samples", None)
+    if finish is not None and rows:  # whole-order files (driving: COCO and splits), which may add columns
+        written.files += len(finish(out, rows))
     if header is not None:
-        extras = [c for c in header if c not in ("path", *domain.schema.names)]
-        write_labels(out, rows, domain.schema, extras=extras)
+        columns = dict.fromkeys([*header, *(key for row in rows for key in row)])
+        write_labels(out, rows, domain.schema, extras=[c for c in columns if c not in ("path", *domain.schema.names)])
         written.files += 1
     if written.samples:
         write_png(out / "preview.png", grid(np.concatenate(shown_images)))

@@ -20,6 +20,7 @@ from synthscape.core.errors import SynthscapeError
 from synthscape.core.limits import check_voxels
 from synthscape.core.sampling.orders import Order
 from synthscape.core.sampling.sampler import LayoutSource, Sampler, layout_stream
+from synthscape.core.schema.labelmap import Layout
 from synthscape.domains import Domain
 from synthscape.domains.base import layout_support
 
@@ -30,8 +31,8 @@ def render_size(generator: Sampler, domain: Domain, size: int | None) -> tuple[i
     dims = domain.spatial_dims
     if size is not None:
         sides = (int(size),) * dims
-    elif generator.domain_meta.get("size"):
-        sides = tuple(int(s) for s in generator.domain_meta["size"])
+    elif generator.domain_meta.get("size"):  # a side per axis (lung-ct), or one for a square (driving)
+        sides = tuple(int(s) for s in np.broadcast_to(np.asarray(generator.domain_meta["size"]), (dims,)))
     else:
         sides = tuple(generator.config.network.image_size)
     check_voxels(sides, "--size", "asks for")
@@ -72,8 +73,11 @@ def folder_layouts(generator: Sampler, domain: Domain, folder: Path, start: int 
     rows = len(dataset) if count is None else min(count, len(dataset))
     conditions = domain.schema.decode(np.asarray(dataset.conditions[:rows]))
 
-    def read(condition: Mapping[str, Any], seed: int, index: int) -> np.ndarray:
-        return np.asarray(dataset[index - start][2]).astype(np.uint8)
+    objects = getattr(dataset, "instances", None)
+
+    def read(condition: Mapping[str, Any], seed: int, index: int) -> np.ndarray | Layout:
+        labels = np.asarray(dataset[index - start][2]).astype(np.uint8)
+        return labels if objects is None else Layout(labels, objects[index - start])
 
     return [(c, 1) for c in conditions], read
 

@@ -64,7 +64,7 @@ def grid(images: np.ndarray, columns: int | None = None, gap: int = 2, min_side:
 
 
 def encode_png(picture: np.ndarray, what: str) -> bytes:
-    """A uint8 grey or RGB picture as PNG bytes; ``what`` names it in the error."""
+    """A uint8 grey or RGB picture (or a uint16 grey one: instance maps) as PNG bytes; ``what`` names it in the error."""
     bgr = picture if picture.ndim == 2 else cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png", bgr)
     if not ok:
@@ -73,6 +73,6 @@ def encode_png(picture: np.ndarray, what: str) -> bytes:
 
 
 def write_png(path: str | Path, picture: np.ndarray) -> Path:
-    """Write a uint8 grey or RGB picture as PNG, atomically."""
+    """Write a uint8 grey or RGB picture (or a uint16 grey one) as PNG, atomically."""
     path = Path(path)
     return write_bytes(path, encode_png(picture, str(path)))

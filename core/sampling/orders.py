@@ -113,5 +113,7 @@ def draw_order(sampler: Sampler, order: Sequence[tuple[Mapping[str, str], int]],
     at once (for evaluation; ``draw_batches`` streams them)."""
     parts = list(draw_batches(sampler, order, seed, start, batch_size, progress, shard, layouts))
     maps = [p.layouts for p in parts if p.layouts is not None]
+    objects = [p.instances for p in parts if p.instances is not None]
     return Samples(np.concatenate([p.images for p in parts]), [c for p in parts for c in p.conditions], seed,
-                   np.concatenate([p.indices for p in parts]), np.concatenate(maps) if maps else None)
+                   np.concatenate([p.indices for p in parts]), np.concatenate(maps) if maps else None,
+                   np.concatenate(objects) if objects and len(objects) == len(maps) else None)

@@ -22,10 +22,10 @@ import numpy as np
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.progress import progress as show_progress
 from synthscape.core.schema.conditions import ConditionPrior, ConditionSchema
-from synthscape.core.schema.labelmap import LabelMapSchema
+from synthscape.core.schema.labelmap import LabelMapSchema, Layout
 
-# A layout model's label maps: (complete condition, seed, sample index) -> label map [*spatial]
-LayoutSource = Callable[[dict[str, str], int, int], np.ndarray]
+# A layout model's label maps: (complete condition, seed, sample index) -> label map [*spatial] or Layout
+LayoutSource = Callable[[dict[str, str], int, int], "np.ndarray | Layout"]
 
 
 @dataclass
@@ -34,7 +34,8 @@ class Samples:
 
     ``images`` is float32 ``[N, C, *spatial]`` in the generator's output range [-1, 1];
     ``indices`` are the sample indices (``start`` .. ``start + N - 1``) under ``seed``;
-    ``layouts`` (layout models) the uint8 label map ``[N, *spatial]`` each was rendered from.
+    ``layouts`` (layout models) the uint8 label map ``[N, *spatial]`` each was rendered from, and
+    ``instances`` their int32 instance maps where the layout source gave them (``Layout``).
     """
 
     images: np.ndarray
@@ -42,6 +43,7 @@ class Samples:
     seed: int
     indices: np.ndarray
     layouts: np.ndarray | None = None
+    instances: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -122,7 +124,7 @@ class Sampler(ABC):
         if batch_size < 1:
             raise SynthscapeError(f"batch_size must be at least 1, got {batch_size}")
         latents, encoded, conditions = plan(self.schema, self.prior, self.latent_dim, count, condition, seed, start)
-        maps = self.label_maps(conditions, seed, start, layouts)
+        maps, instances = self.label_maps(conditions, seed, start, layouts)
         batches = show_progress(range(0, count, batch_size), desc="sampling", unit="batch", enabled=progress)
         images = []
         for i in batches:
@@ -133,21 +135,31 @@ class Sampler(ABC):
             noise = np.stack([noise_map(seed, start + r, maps.shape[1:]) for r in range(i, min(i + batch_size, count))])
             images.append(self.generate(latents[part], encoded[part], maps[part].astype(np.int64), noise))
         stacked = np.concatenate(images) if images else np.zeros((0,), dtype=np.float32)
-        return Samples(stacked, conditions, seed, np.arange(start, start + count), maps)
+        return Samples(stacked, conditions, seed, np.arange(start, start + count), maps, instances)
 
     def label_maps(self, conditions: list[dict[str, str]], seed: int, start: int,
-                   layouts: LayoutSource | None) -> np.ndarray | None:
-        """The uint8 label maps ``[N, *S]`` of samples ``start ..`` (None for a class-only model)."""
+                   layouts: LayoutSource | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The uint8 label maps ``[N, *S]`` of samples ``start ..`` (None for a class-only model), and
+        their int32 instance maps where the source gave every one (else None)."""
         if self.label_map is None:
             if layouts is not None:
                 raise SynthscapeError("this generator renders no label maps: layouts (--layouts, --size) are for models "
                                       "trained with --layout")
-            return None
+            return None, None
         if layouts is None:
             raise SynthscapeError("this is a layout model: it renders label maps, and none were given (the domain's "
                                   "simulator draws them, or --layouts DIR)")
-        maps = [self.label_map.check(layouts(c, seed, start + r), f"the label map of sample {start + r}")
-                for r, c in enumerate(conditions)]
+        drawn = [layouts(c, seed, start + r) for r, c in enumerate(conditions)]
+        drawn = [d if isinstance(d, Layout) else Layout(d) for d in drawn]
+        maps = [self.label_map.check(d.labels, f"the label map of sample {start + r}") for r, d in enumerate(drawn)]
         if len({m.shape for m in maps}) > 1:
             raise SynthscapeError(f"the label maps of one batch must share one size, got {sorted({m.shape for m in maps})}")
-        return np.stack(maps) if maps else None
+        if not maps:
+            return None, None
+        if any(d.instances is None for d in drawn):
+            return np.stack(maps), None
+        for r, (m, d) in enumerate(zip(maps, drawn)):
+            if np.shape(d.instances) != m.shape:
+                raise SynthscapeError(f"the instance map of sample {start + r} is {list(np.shape(d.instances))}, its label "
+                                      f"map {list(m.shape)}: they must be the same size")
+        return np.stack(maps), np.stack([np.asarray(d.instances, dtype=np.int32) for d in drawn])

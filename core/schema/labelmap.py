@@ -19,6 +19,7 @@ from synthscape.core.errors import SynthscapeError, shown
 from synthscape.core.schema.conditions import checked_name
 
 MAX_CLASSES = 255  # a label map is written as uint8
+MAPPING_FILE = "label_mapping.json"  # beside labels.csv: the values of a data set's mask files -> class names
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,17 @@ class LabelMapSchema:
         if isinstance(data, (str, bytes, Mapping)) or not isinstance(data, Sequence):
             raise SynthscapeError(f"label_map must be a list of class names, got {shown(repr(data))}")
         return cls(tuple(data))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A label map and, where its source knows them, its objects: an instance map of the same size
+    (0: no object; k > 0: the visible pixels of object k), which the domain's writer turns into one
+    box per object. A label map alone says what is where, not which pixels are one car."""
+
+    labels: np.ndarray
+    instances: np.ndarray | None = None
+
 
 
 def read_mapping(path: Any, schema: LabelMapSchema) -> dict[int, int]:

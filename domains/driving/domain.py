@@ -6,6 +6,7 @@ A simulated data set folder::
 
     images/scene-000000.png     the RGB picture
     masks/scene-000000.png      semantic classes (pixel value = index into SEMANTIC)
+    instances/scene-000000.png  16-bit instance ids of the objects with a box (0: none)
     labels/scene-000000.txt     YOLO boxes; classes.txt and data.yaml name the classes
     annotations.json            COCO boxes of every image (file names relative to images/)
     train.txt, val.txt          YOLO lists of each split; data.yaml names them (Ultralytics)
@@ -24,14 +25,16 @@ import numpy as np
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.files.atomic import write_text
-from synthscape.core.files.grids import to_uint8, write_png
-from synthscape.core.schema.splits import stratified_split
+from synthscape.core.files.grids import write_png
+from synthscape.core.schema.labelmap import Layout
 from synthscape.domains.base import read_meta, register
 from synthscape.domains.driving.aerial import render_aerial
 from synthscape.domains.driving.dashcam import render_dashcam
 from synthscape.domains.driving.formats import write_detection_sets, yolo_lines
+from synthscape.domains.driving.generated import write_detection_files, write_pictures
 from synthscape.domains.driving.scene import Box, Scene
-from synthscape.domains.driving.schema import SCENARIOS, SCHEMA, TIMES, VIEWS, WEATHERS, DrivingMeta
+from synthscape.domains.driving.schema import LABELS, SCENARIOS, SCHEMA, TIMES, VIEWS, WEATHERS, DrivingMeta
+from synthscape.domains.driving.splits import VAL_SHARE, split_names
 from synthscape.domains.driving.weather import apply_conditions
 from synthscape.domains.labels import write_labels
 from synthscape.domains.parallel import parallel_map
@@ -45,8 +48,6 @@ MIX = {"weather": (WEATHERS, (0.4, 0.2, 0.2, 0.2)), "time": (TIMES, (0.5, 0.2, 0
 MIN_VISIBLE = 0.25  # a box for an object at least this fraction visible
 FOG_VISIBILITY = (30.0, 150.0)  # metres (where fog leaves 5 % of an object's contrast)
 AERIAL_HAZE_HEIGHT = 15.0  # a drone's fog visibility scales with its distance to the ground / this
-VAL_SHARE = 0.2  # the share of a simulated data set in its validation split
-SPLIT_STREAM = (2, 7)  # the split's seed is [seed, *SPLIT_STREAM]: no scene's ([seed, index])
 
 
 def draw_condition(rng: np.random.Generator) -> dict[str, str]:
@@ -74,18 +75,6 @@ def render(view: str, size: int | tuple[int, int], condition: dict[str, str], rn
     return image, boxes, scene
 
 
-def split_names(rows: Sequence[Mapping[str, str]], share: float, seed: int) -> list[str]:
-    """``train`` or ``val`` per labels.csv row, seeded, stratified by weather, time and scenario so
-    that rare combinations reach validation too (``stratified_split``). A single scene is train."""
-    names = ["train"] * len(rows)
-    if len(rows) >= 2:
-        _, val = stratified_split(np.array([[row[a] for a in SCHEMA.names] for row in rows]), share,
-                                  [seed, *SPLIT_STREAM])
-        for i in val:
-            names[i] = "val"
-    return names
-
-
 def simulate_one(out: Path, seed: int, size: int, view: str, index: int) -> tuple[dict, tuple[str, int, int], list[Box]]:
     """Render scene ``index`` of ``seed`` and write its picture, mask and YOLO file; return its
     labels.csv row, COCO image entry and boxes."""
@@ -96,10 +85,20 @@ def simulate_one(out: Path, seed: int, size: int, view: str, index: int) -> tupl
     height, width = image.shape[:2]
     write_png(out / "images" / f"{name}.png", image)
     write_png(out / "masks" / f"{name}.png", scene.semantic)
+    write_png(out / "instances" / f"{name}.png", object_map(scene))
     write_text(out / "labels" / f"{name}.txt", yolo_lines(boxes, width, height))
     row = {"path": f"images/{name}.png", **condition, "view": view, "mask": f"masks/{name}.png",
-           "yolo": f"labels/{name}.txt", "boxes": len(boxes), "seed": seed, "index": index}
+           "instances": f"instances/{name}.png", "yolo": f"labels/{name}.txt", "boxes": len(boxes), "seed": seed,
+           "index": index}
     return row, (f"{name}.png", width, height), boxes
+
+
+def object_map(scene: Scene) -> np.ndarray:
+    """The scene's instance map (uint16) with only the objects that earn a box in clear weather (at
+    least ``MIN_VISIBLE`` visible): what a layout's boxes come from when it is rendered again, under
+    any weather. Fog's far objects keep theirs; how far a generated fog hides is the picture's."""
+    kept = [box.instance for box in scene.boxes(MIN_VISIBLE)]
+    return np.where(np.isin(scene.instances, kept), scene.instances, 0).astype(np.uint16)
 
 
 class Driving:
@@ -108,6 +107,7 @@ class Driving:
 
     name = "driving"
     schema = SCHEMA
+    labels = LABELS
     spatial_dims = 2
     meta_type = DrivingMeta
 
@@ -135,23 +135,40 @@ class Driving:
             row["split"] = split
         write_detection_sets(out, [image for _, image, _ in results], [boxes for _, _, boxes in results],
                              [row["split"] for row in rows])
-        write_labels(out, rows, SCHEMA, extras=("view", "mask", "yolo", "boxes", "seed", "index", "split"))
+        write_labels(out, rows, SCHEMA, extras=("view", "mask", "instances", "yolo", "boxes", "seed", "index", "split"))
         return out
 
-    def dataset(self, path: Path, size: int | None = None, allow_outside_paths: bool = False, **options: Any):
-        """The training set of an image folder with labels.csv, as ``size`` x ``size`` tensors (needs torch);
-        images outside ``path`` are refused unless ``allow_outside_paths``."""
+    def dataset(self, path: Path, size: int | None = None, allow_outside_paths: bool = False, layout: bool = False,
+                progress: bool = True, **options: Any):
+        """The training set of an image folder with labels.csv, as ``size`` x ``size`` tensors (needs torch),
+        with each row's label map for a ``layout`` model; images outside ``path`` are refused unless
+        ``allow_outside_paths``."""
         from synthscape.domains.driving.dataset import DrivingDataset
 
         if options:
             raise SynthscapeError(f"driving training does not take {', '.join(options)}; it takes size")
-        return DrivingDataset(path, size=size, allow_outside_paths=allow_outside_paths)
+        return DrivingDataset(path, size=size, allow_outside_paths=allow_outside_paths, layout=layout, progress=progress)
+
+    def draw_layout(self, condition: Mapping[str, str], size: Sequence[int], meta: Mapping[str, Any] | None,
+                    rng: np.random.Generator) -> Layout:
+        """A label map (``LABELS`` ids, uint8 ``[H, W]``) of a new scene for ``condition``'s scenario,
+        in the view of ``meta`` (a run's ``domain_meta``; none recorded: dashcam), with its objects'
+        instance map (``object_map``) for the boxes. Weather and time change no class, so they are
+        the generator's to render. What a layout model renders when no layouts are given."""
+        view = read_meta(DrivingMeta, meta, self.name).view or "dashcam"
+        scenario = SCHEMA.validate(dict(condition))["scenario"]
+        height, width = (int(s) for s in size)
+        scene = RENDERERS[view]((height, width), scenario, rng)
+        return Layout(scene.semantic.astype(np.uint8), object_map(scene).astype(np.int32))
 
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
               formats: Sequence[str] | str | None = None, *, seed: int | None = None,
-              indices: Sequence[int] | None = None, meta: Mapping[str, Any] | None = None) -> list[Path]:
+              indices: Sequence[int] | None = None, meta: Mapping[str, Any] | None = None,
+              layouts: np.ndarray | None = None, instances: np.ndarray | None = None) -> list[Path]:
         """Generated images ``[N, 3, H, W]`` in [-1, 1] -> ``images/sample-N.png`` + labels.csv.
-        ``meta`` (``DrivingMeta``) is checked; PNGs are written at the images' own size."""
+        ``meta`` (``DrivingMeta``) is checked; PNGs are written at the images' own size. A layout
+        model's label maps ``layouts`` ``[N, H, W]`` are written beside them (``masks/``), and with
+        their ``instances`` the objects' instance maps and YOLO boxes (``generated.write_pictures``)."""
         read_meta(DrivingMeta, meta, self.name)
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[1] != 3:
@@ -160,15 +177,17 @@ class Driving:
                    for f in item.split(",") if f.strip() and f.strip() not in FORMATS]
         if unknown:
             raise SynthscapeError(f"unknown driving sample format {unknown[0]!r}; generated images are written as "
-                                  f"{', '.join(FORMATS)} (boxes come only from the simulator)")
+                                  f"{', '.join(FORMATS)}")
         indices = list(range(len(images))) if indices is None else list(indices)
-        files, rows = [], []
-        for image, condition, index in zip(to_uint8(images), conditions, indices):
-            path = f"images/sample-{index:06d}.png"
-            files.append(write_png(out / path, np.ascontiguousarray(image.transpose(1, 2, 0))))
-            rows.append({"path": path, **condition, "seed": seed, "index": index})
-        files.append(write_labels(out, rows, SCHEMA, extras=("seed", "index")))
+        files, rows = write_pictures(out, images, conditions, seed, indices, layouts, instances)
+        extras = [c for c in ("seed", "index", "mask", "instances", "yolo", "boxes") if rows and c in rows[0]]
+        files.append(write_labels(out, rows, SCHEMA, extras=extras or ("seed", "index")))
         return files
+
+    def finish_samples(self, out: Path, rows: list[dict[str, str]]) -> list[Path]:
+        """After a whole order is written: the detection files of samples with boxes (COCO, splits,
+        data.yaml; ``generated.write_detection_files``), adding each row's ``split``."""
+        return write_detection_files(out, rows)
 
 
 DOMAIN = register(Driving(), replace=True)

@@ -104,6 +104,21 @@ def visible_boxes(instances: np.ndarray, objects: list[SceneObject], min_visible
     return boxes
 
 
+def label_map_boxes(semantic: np.ndarray, instances: np.ndarray, min_pixels: int = 4) -> list[Box]:
+    """Boxes of a label map's objects: one per instance of ``instances`` (0: none) whose pixels are
+    mostly of a detection category in ``semantic``, tight on those pixels. What a generated sample's
+    labels are: the layout it rendered, not a scene's depth order (``visible`` is 1: whatever the
+    layout hides of an object, it hid before the generator saw it)."""
+    flat, classes = np.asarray(instances).ravel(), np.asarray(semantic).ravel()
+    objects = []
+    for instance in np.unique(flat[flat > 0]):
+        mine = classes[flat == instance]
+        name = SEMANTIC[int(np.bincount(mine).argmax())]
+        if name in CATEGORIES:
+            objects.append(SceneObject(int(instance), name, 0.0, full_area=int(mine.size)))
+    return visible_boxes(np.asarray(instances), objects, 0.0, min_pixels)
+
+
 _CV2_FROM = 256  # masks of this many pixels and more are copied with cv2 (numpy: less overhead below)
 
 

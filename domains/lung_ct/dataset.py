@@ -21,16 +21,16 @@ from monai.transforms import Compose, MapTransform, Orientationd, ResizeWithPadO
 from torch.utils.data import Dataset
 
 from synthscape.core.errors import SynthscapeError
+from synthscape.core.schema.labelmap import MAPPING_FILE, apply_mapping, read_mapping
 from synthscape.domains.labels import conditions_of, read_labels, unlisted_files
 from synthscape.domains.lung_ct.dicom import read_dicom_series
 from synthscape.domains.lung_ct.nifti import read_nifti
-from synthscape.core.schema.labelmap import apply_mapping, read_mapping
 from synthscape.domains.lung_ct.schema import HU_WINDOW, LABELS, SCHEMA, CTMeta
 
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 FILE_COLUMNS = ("path", "lung_mask", "nodule_mask", "dicom", "mask")  # labels.csv columns that name files
-MAPPING = "label_mapping.json"  # beside labels.csv: the values of the `mask` files -> our class names (docs/lung-ct.md)
+MAPPING = MAPPING_FILE  # beside labels.csv: the values of the `mask` files -> our class names (docs/lung-ct.md)
 
 
 def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
