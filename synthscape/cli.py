@@ -275,7 +275,8 @@ def add_sample_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layouts", type=Path, metavar="DIR", help="layout models: render the label maps of DIR (a "
                    "folder like the training data: files + labels.csv with a mask column, e.g. a 'synthscape "
                    "simulate' output or real masks), one sample per row in row order with that row's condition; "
-                   "--count takes the first rows")
+                   "--count takes the first rows; --condition may restyle them where the layout leaves the attribute "
+                   "open (driving: weather, time: the same streets in fog at night)")
     p.add_argument("--allow-outside-paths", action="store_true", help="with --layouts: its labels.csv may name "
                    "files outside it (off by default, as for --data)")
     p.add_argument("--batch-size", type=positive_int, default=16, help="samples per network call (default 16)")

@@ -17,13 +17,23 @@ def sample_layouts(args: argparse.Namespace, generator, domain) -> tuple[Order |
     """A layout model's label maps: ``--layouts DIR`` (and its rows as the order) or the simulator at ``--size``."""
     from synthscape.layouts import check_layout_options, folder_layouts, simulated_layouts
 
-    given = [name for name, value in (("--condition", args.condition), ("--plan", args.plan),
+    appearance = ConditionSchema.parse(args.condition or [])
+    free = set(getattr(domain, "appearance", ()))  # attributes a layout does not fix (driving: weather, time)
+    restyled = bool(appearance) and set(appearance) <= free
+    if args.layouts is not None and appearance and free and not restyled:
+        fixed = sorted(set(appearance) - free)
+        raise SynthscapeError(f"--layouts renders its folder's rows with their own {', '.join(fixed)} (the layout fixes "
+                              f"it); --condition may set only {', '.join(sorted(free))} for them")
+    given = [name for name, value in (("--condition", args.condition and not restyled), ("--plan", args.plan),
                                       ("--count-per-condition", args.count_per_condition), ("--size", args.size)) if value]
     check_layout_options(generator, args.size, args.layouts, given)
     if generator.label_map is None:
         return None, None
     if args.layouts is not None:
-        return folder_layouts(generator, domain, args.layouts, args.start, args.count, args.allow_outside_paths)
+        order, source = folder_layouts(generator, domain, args.layouts, args.start, args.count, args.allow_outside_paths)
+        if restyled:  # the same streets under another weather or time: the rows' other attributes stay
+            order = [({**condition, **domain.schema.validate(appearance)}, count) for condition, count in order]
+        return order, source
     return None, simulated_layouts(generator, domain, args.size)
 
 

@@ -108,6 +108,7 @@ class Driving:
     name = "driving"
     schema = SCHEMA
     labels = LABELS
+    appearance = ("weather", "time")  # what a layout does not fix: `sample --layouts` may set these by --condition
     spatial_dims = 2
     meta_type = DrivingMeta
 

@@ -142,6 +142,22 @@ def test_given_layouts_are_rendered_in_row_order_with_their_conditions(layout_ru
         np.testing.assert_array_equal(read_mask(out / sample["mask"]), read_mask(data / source["mask"]))
 
 
+def test_the_same_streets_restyled_keep_their_labels_and_scenarios(layout_run, tmp_path, capsys):
+    data, run = layout_run
+    out = tmp_path / "fog-night"
+    assert main(["-q", "sample", str(run), "--layouts", str(data), "--count", "4", "--out", str(out),
+                 "--condition", "weather=fog", "--condition", "time=night"]) == 0
+    given, made = rows(data)[:4], rows(out)
+    assert [(r["weather"], r["time"]) for r in made] == [("fog", "night")] * 4
+    assert [r["scenario"] for r in made] == [r["scenario"] for r in given]
+    for source, sample in zip(given, made):
+        np.testing.assert_array_equal(read_mask(out / sample["mask"]), read_mask(data / source["mask"]))
+        np.testing.assert_array_equal(read_mask(out / sample["instances"]), read_mask(data / source["instances"]))
+    assert main(["-q", "sample", str(run), "--layouts", str(data), "--count", "1", "--out", str(tmp_path / "x"),
+                 "--condition", "scenario=debris"]) == 2
+    assert "their own scenario (the layout fixes it); --condition may set only time, weather" in capsys.readouterr().err
+
+
 def test_layout_training_without_a_mask_column_is_one_line(layout_run, tmp_path):
     data, _ = layout_run
     copy = tmp_path / "data"
