@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from synthscape.core.errors import SynthscapeError
 from synthscape.core.schema.labelmap import MAPPING_FILE, apply_mapping, read_mapping
+from synthscape.domains.driving.cityscapes import INSTANCE_SUFFIX, cityscapes_instances
 from synthscape.domains.driving.formats import COCO_FILE, read_coco_images
 from synthscape.domains.driving.schema import LABELS, SCHEMA, VIEWS, DrivingMeta
 from synthscape.domains.labels import LABELS as LABELS_CSV
@@ -77,8 +78,11 @@ def listed_paths(root: Path, rows: list[dict[str, str]], allow_outside_paths: bo
     every image of a COCO JSON, when the folder has one) has a row; a COCO ``file_name`` leaving
     ``root`` is refused as labels.csv's are (``inside``), unless ``allow_outside_paths``."""
     paths = [root / row["path"] for row in rows]
-    found = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-             and p.parent.name not in ("masks", "instances") and p.name != PREVIEW]
+    # label folders hold no pictures: masks/ and instances/, and any folder a row's label map is in
+    # (Cityscapes' gtFine/<split>/<city>/ also holds *_color.png renderings of the labels)
+    label_dirs = {(root / row[c]).parent for row in rows for c in ("mask", "instances") if row.get(c)}
+    found = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.name != PREVIEW
+             and p.parent.name not in ("masks", "instances") and p.parent not in label_dirs]
     if stray := unlisted_files(root, found, (row["path"] for row in rows)):
         raise SynthscapeError(f"{root / stray[0]} has no row in {root / LABELS_CSV} ({len(stray)} image(s) unlisted)")
     coco = root / COCO_FILE
@@ -135,7 +139,10 @@ class DrivingDataset(Dataset):
                 labels = apply_mapping(read_label_map(mask, image.shape[:2]), mapping, LABELS, f"the label map {mask}")
                 self.layouts[i] = square(labels, self.size, nearest=True)
             if self.instances is not None:
-                self.instances[i] = square(read_label_map(root / rows[i]["instances"], image.shape[:2]), self.size, nearest=True)
+                objects = read_label_map(root / rows[i]["instances"], image.shape[:2]).astype(np.int32)
+                if rows[i]["instances"].endswith(INSTANCE_SUFFIX):  # Cityscapes: stuff ids below 1000
+                    objects = cityscapes_instances(objects)
+                self.instances[i] = square(objects, self.size, nearest=True)
         views = {row.get("view") for row in rows}
         view = views.pop() if len(views) == 1 and views <= set(VIEWS) else None
         self.meta = asdict(DrivingMeta(size=self.size, source_size=list(source_size), view=view))

@@ -128,6 +128,11 @@ def test_samples_at_another_size_carry_their_label_map_and_exact_boxes(layout_ru
                 expected.append((name, xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1, len(ys)))
         written = [(CATEGORIES[a["category_id"] - 1], *a["bbox"], a["area"]) for a in annotations]
         assert sorted(written) == sorted(expected)
+        yolo = []  # the YOLO file says the same boxes, normalised by the 48 x 48 picture
+        for line in (out / row["yolo"]).read_text().splitlines():
+            c, cx, cy, w, h = (float(v) for v in line.split())
+            yolo.append((CATEGORIES[int(c)], *np.round([(cx - w / 2) * 48, (cy - h / 2) * 48, w * 48, h * 48], 3)))
+        assert sorted(yolo) == sorted((name, float(x), float(y), float(w), float(h)) for name, x, y, w, h, _ in expected)
     assert {row["split"] for row in rows(out)} <= {"train", "val"} and (out / "data.yaml").is_file()
 
 
