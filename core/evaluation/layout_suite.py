@@ -30,11 +30,11 @@ log = logging.getLogger("synthscape")
 
 
 def focus_ids(run: _Run) -> list[int]:
-    """The classes the mask rows score (``settings.mask_focus``: a class-name prefix; empty: every
-    class but the background)."""
+    """The classes the mask rows score (``settings.mask_focus``: class-name prefixes, comma-separated;
+    empty: every class but the background)."""
     classes = run.draw.sampler.label_map.classes
-    prefix = run.settings.mask_focus
-    return [i for i, name in enumerate(classes) if i and name.startswith(prefix)]
+    prefixes = tuple(p.strip() for p in run.settings.mask_focus.split(",")) if run.settings.mask_focus else ("",)
+    return [i for i, name in enumerate(classes) if i and name.startswith(prefixes)]
 
 
 def mask_rows(run: _Run, matched: np.ndarray, synthetic: np.ndarray) -> None:

@@ -50,7 +50,8 @@ class EvaluationSettings:
     # real nodules at Dice 0.149 after 300 steps and 0.227 after 1000 (70 s on 2 cores): a weak judge passes anything
     segmenter_steps: int = 1000
     segmenter_crop: int = 32  # its training crops' side (0: whole items); it segments whole items either way
-    mask_focus: str = ""  # layout models: class-name prefix the mask rows score (lung-ct: nodule_); empty: all but background
+    mask_focus: str = ""  # layout models: class-name prefixes (comma-separated) the mask rows score, as one class
+    # (lung-ct: nodule_; driving: pedestrian,cyclist,debris); empty: all but background
     pool: int = 1  # label classifier, set distances and downstream models see images average-pooled by this per axis
 
     def __post_init__(self) -> None:

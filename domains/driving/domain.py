@@ -109,6 +109,7 @@ class Driving:
     schema = SCHEMA
     labels = LABELS
     appearance = ("weather", "time")  # what a layout does not fix: `sample --layouts` may set these by --condition
+    mask_focus = "pedestrian,cyclist,debris"  # the evaluation's mask rows: the road users and hazards, as one class
     spatial_dims = 2
     meta_type = DrivingMeta
 
