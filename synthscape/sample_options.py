@@ -32,7 +32,8 @@ def sample_layouts(args: argparse.Namespace, generator, domain) -> tuple[Order |
     if args.layouts is not None:
         order, source = folder_layouts(generator, domain, args.layouts, args.start, args.count, args.allow_outside_paths)
         if restyled:  # the same streets under another weather or time: the rows' other attributes stay
-            order = [({**condition, **domain.schema.validate(appearance)}, count) for condition, count in order]
+            restyle = domain.schema.validate(appearance)
+            order = [({**condition, **restyle}, count) for condition, count in order]
         return order, source
     return None, simulated_layouts(generator, domain, args.size)
 

@@ -88,6 +88,20 @@ class Layout:
     instances: np.ndarray | None = None
 
 
+def folder_mapping(folder: Any, rows: Sequence[Mapping[str, str]], schema: LabelMapSchema, item: str,
+                   domain: str) -> dict[int, int] | None:
+    """A layout data set's ``MAPPING_FILE`` (None: its masks hold our ids), after checking that every
+    labels.csv row of ``folder`` names its label map in a ``mask`` column (``item``: what a row is,
+    a volume or an image; ``domain``: whose simulator writes one)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    missing = [i for i, row in enumerate(rows) if not row.get("mask")]
+    if missing:
+        raise SynthscapeError(f"{folder / 'labels.csv'}: layout training needs a `mask` column naming each {item}'s "
+                              f"label map (row {missing[0] + 2} has none); `synthscape simulate {domain}` writes one")
+    return read_mapping(folder / MAPPING_FILE, schema) if (folder / MAPPING_FILE).is_file() else None
+
 
 def read_mapping(path: Any, schema: LabelMapSchema) -> dict[int, int]:
     """A mapping file (JSON object ``{"value in the files": "our class name"}``) as ``{value: id}``.

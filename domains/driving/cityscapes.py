@@ -36,8 +36,9 @@ from synthscape.domains.labels import LABELS as LABELS_CSV
 from synthscape.domains.labels import write_labels
 
 PICTURE_SUFFIXES = ("_leftImg8bit.png", "_rgb_anon.png")
-LABEL_SUFFIXES = ("_gtFine_labelIds.png", "_gtCoarse_labelIds.png", "_gt_labelIds.png")
-INSTANCE_SUFFIX = "instanceIds.png"
+GT_TAGS = ("_gtFine_", "_gtCoarse_", "_gt_")  # Cityscapes fine / coarse, ACDC
+LABEL_SUFFIXES = tuple(f"{tag}labelIds.png" for tag in GT_TAGS)
+INSTANCE_SUFFIXES = tuple(f"{tag}instanceIds.png" for tag in GT_TAGS)
 ACDC_CONDITIONS = {"fog": {"weather": "fog"}, "rain": {"weather": "rain"}, "snow": {"weather": "snow"},
                    "night": {"time": "night"}}
 # Cityscapes label ids (cityscapesscripts/helpers/labels.py) -> our classes. Our label map has no
@@ -81,9 +82,8 @@ def index_rows(root: Path, defaults: Mapping[str, str]) -> list[dict[str, str]]:
     for path in files:
         if (stem := _prefix(path.name, LABEL_SUFFIXES)) is not None:
             labels[_key(root, path, stem)] = path
-        elif path.name.endswith(INSTANCE_SUFFIX):
-            if (stem := _prefix(path.name[: -len(INSTANCE_SUFFIX)], ("_gtFine_", "_gtCoarse_", "_gt_"))) is not None:
-                instances[_key(root, path, stem)] = path
+        elif (stem := _prefix(path.name, INSTANCE_SUFFIXES)) is not None:
+            instances[_key(root, path, stem)] = path
     rows = []
     for picture in files:
         stem = _prefix(picture.name, PICTURE_SUFFIXES)

@@ -21,8 +21,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.schema.labelmap import MAPPING_FILE, apply_mapping, read_mapping
-from synthscape.domains.driving.cityscapes import INSTANCE_SUFFIX, cityscapes_instances
+from synthscape.core.schema.labelmap import apply_mapping, folder_mapping
+from synthscape.domains.driving.cityscapes import INSTANCE_SUFFIXES, cityscapes_instances
 from synthscape.domains.driving.formats import COCO_FILE, read_coco_images
 from synthscape.domains.driving.schema import LABELS, SCHEMA, VIEWS, DrivingMeta
 from synthscape.domains.labels import LABELS as LABELS_CSV
@@ -124,7 +124,7 @@ class DrivingDataset(Dataset):
         self.layouts = np.empty((len(rows), self.size, self.size), dtype=np.uint8) if layout else None
         with_objects = layout and all(row.get("instances") for row in rows)
         self.instances = np.empty((len(rows), self.size, self.size), dtype=np.int32) if with_objects else None
-        mapping = self.mask_mapping(root, rows) if layout else None
+        mapping = folder_mapping(root, rows, LABELS, "image", "driving") if layout else None
         source_size = None
         for i, path in enumerate(tqdm(self.paths, desc="reading images", unit="image", disable=None if progress else True)):
             image = read_rgb(path)
@@ -139,22 +139,13 @@ class DrivingDataset(Dataset):
                 labels = apply_mapping(read_label_map(mask, image.shape[:2]), mapping, LABELS, f"the label map {mask}")
                 self.layouts[i] = square(labels, self.size, nearest=True)
             if self.instances is not None:
-                objects = read_label_map(root / rows[i]["instances"], image.shape[:2]).astype(np.int32)
-                if rows[i]["instances"].endswith(INSTANCE_SUFFIX):  # Cityscapes: stuff ids below 1000
+                objects = read_label_map(root / rows[i]["instances"], image.shape[:2])
+                if rows[i]["instances"].endswith(INSTANCE_SUFFIXES):  # Cityscapes: stuff ids below 1000
                     objects = cityscapes_instances(objects)
                 self.instances[i] = square(objects, self.size, nearest=True)
         views = {row.get("view") for row in rows}
         view = views.pop() if len(views) == 1 and views <= set(VIEWS) else None
         self.meta = asdict(DrivingMeta(size=self.size, source_size=list(source_size), view=view))
-
-    @staticmethod
-    def mask_mapping(root: Path, rows: list[dict[str, str]]) -> dict[int, int] | None:
-        """The folder's ``label_mapping.json`` (None: the masks hold our ids), after checking every row names a mask."""
-        missing = [i for i, row in enumerate(rows) if not row.get("mask")]
-        if missing:
-            raise SynthscapeError(f"{root / LABELS_CSV}: layout training needs a `mask` column naming each image's label "
-                                  f"map (row {missing[0] + 2} has none); `synthscape simulate driving` writes one")
-        return read_mapping(root / MAPPING_FILE, LABELS) if (root / MAPPING_FILE).is_file() else None
 
     def __len__(self) -> int:
         return len(self.images)

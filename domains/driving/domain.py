@@ -161,7 +161,7 @@ class Driving:
         scenario = SCHEMA.validate(dict(condition))["scenario"]
         height, width = (int(s) for s in size)
         scene = RENDERERS[view]((height, width), scenario, rng)
-        return Layout(scene.semantic.astype(np.uint8), object_map(scene).astype(np.int32))
+        return Layout(scene.semantic.astype(np.uint8), object_map(scene))
 
     def write(self, images: np.ndarray, conditions: Sequence[dict[str, str]], out: Path,
               formats: Sequence[str] | str | None = None, *, seed: int | None = None,

@@ -74,23 +74,24 @@ def split_document(document: dict, keep: set[str]) -> dict:
 
 
 def write_detection_sets(folder: Path, images: Sequence[tuple[str, int, int]], boxes: Sequence[Sequence[Box]],
-                         splits: Sequence[str]) -> None:
+                         splits: Sequence[str]) -> list[Path]:
     """Write the labels that a detector trains on for the images of ``folder/images``: ``images``
     (file name, width, height), their ``boxes`` (YOLO files are the caller's, one per image) and
     each image's split (``train`` or ``val``): ``classes.txt``, ``data.yaml``, the split lists, the
-    COCO file of every image and one per split."""
+    COCO file of every image and one per split. Returns the files written."""
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown or len(splits) != len(images):
         raise SynthscapeError(f"need one split of {', '.join(SPLITS)} per image ({len(images)}), "
                               f"got {len(splits)}{' with ' + unknown[0] if unknown else ''}")
-    write_text(folder / "classes.txt", "".join(name + "\n" for name in CATEGORIES))
+    files = [write_text(folder / "classes.txt", "".join(name + "\n" for name in CATEGORIES))]
     document = coco_document(images, boxes)
-    write_coco(folder / COCO_FILE, document)
+    files.append(write_coco(folder / COCO_FILE, document))
     for split in SPLITS:
         names = [name for (name, _, _), s in zip(images, splits) if s == split]
-        write_text(folder / f"{split}.txt", "".join(f"./images/{name}\n" for name in names))
-        write_coco(folder / f"instances_{split}.json", split_document(document, set(names)))
-    write_text(folder / "data.yaml", data_yaml())
+        files.append(write_text(folder / f"{split}.txt", "".join(f"./images/{name}\n" for name in names)))
+        files.append(write_coco(folder / f"instances_{split}.json", split_document(document, set(names))))
+    files.append(write_text(folder / "data.yaml", data_yaml()))
+    return files
 
 
 def read_coco_images(path: Path) -> list[str]:

@@ -62,8 +62,5 @@ def write_detection_files(out: Path, rows: Sequence[Mapping[str, str]], val_shar
     splits = split_names(rows, val_share, int(rows[0].get("seed") or 0))
     for row, split in zip(rows, splits):
         row["split"] = split
-    write_detection_sets(out, pictures, boxes, splits)
-    names = ("classes.txt", "data.yaml", "annotations.json", "train.txt", "val.txt", "instances_train.json",
-             "instances_val.json")
-    return [out / name for name in names]
+    return write_detection_sets(out, pictures, boxes, splits)
 

@@ -21,7 +21,7 @@ from monai.transforms import Compose, MapTransform, Orientationd, ResizeWithPadO
 from torch.utils.data import Dataset
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.schema.labelmap import MAPPING_FILE, apply_mapping, read_mapping
+from synthscape.core.schema.labelmap import apply_mapping, folder_mapping
 from synthscape.domains.labels import conditions_of, read_labels, unlisted_files
 from synthscape.domains.lung_ct.dicom import read_dicom_series
 from synthscape.domains.lung_ct.nifti import read_nifti
@@ -30,7 +30,6 @@ from synthscape.domains.lung_ct.schema import HU_WINDOW, LABELS, SCHEMA, CTMeta
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 FILE_COLUMNS = ("path", "lung_mask", "nodule_mask", "dicom", "mask")  # labels.csv columns that name files
-MAPPING = MAPPING_FILE  # beside labels.csv: the values of the `mask` files -> our class names (docs/lung-ct.md)
 
 
 def read_volume(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -135,11 +134,7 @@ class LungCTDataset(Dataset):
 
     def with_masks(self, root: Path, rows: list[dict], items: list[dict]) -> list[dict]:
         """``items`` with each row's ``mask`` file as ``label``; every row must name one."""
-        missing = [i for i, row in enumerate(rows) if not row.get("mask")]
-        if missing:
-            raise SynthscapeError(f"{root / 'labels.csv'}: layout training needs a `mask` column naming each volume's label "
-                                  f"map (row {missing[0] + 2} has none); `synthscape simulate lung-ct` writes one")
-        self.mapping = read_mapping(root / MAPPING, LABELS) if (root / MAPPING).is_file() else None
+        self.mapping = folder_mapping(root, rows, LABELS, "volume", "lung-ct")
         return [{**item, "label": str(root / row["mask"])} for item, row in zip(items, rows)]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:

@@ -163,6 +163,19 @@ def test_the_same_streets_restyled_keep_their_labels_and_scenarios(layout_run, t
     assert "their own scenario (the layout fixes it); --condition may set only time, weather" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((20, 32), np.uint8), r"scene-000002.png is 32x20 but its picture is 32x32"),
+    (np.zeros((32, 32, 3), np.uint8), r"scene-000002.png is a uint8 image of shape \[32, 32, 3\]; a label map is one channel"),
+])
+def test_a_bad_label_map_is_one_line_naming_it(layout_run, tmp_path, bad, message):
+    data, _ = layout_run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    cv2.imwrite(str(copy / "masks" / "scene-000002.png"), bad)
+    with pytest.raises(SynthscapeError, match=message):
+        DrivingDataset(copy, size=32, progress=False, layout=True)
+
+
 def test_layout_training_without_a_mask_column_is_one_line(layout_run, tmp_path):
     data, _ = layout_run
     copy = tmp_path / "data"
