@@ -49,14 +49,11 @@ def export_onnx(run: str | Path, out: str | Path, opset: int = 17, precision: st
     return ``{"parity": {batch: max |onnx - torch|}, "precision_error": {"max", "mean"} vs fp32}``
     (a layout model's parity keys say the size too: ``"2 at 32x16x16"``, see ``parity_cases``).
     ``fold``: run the up-blocks at low resolution (default: where it is faster, ``FOLDED_DIMS``;
-    class-only generators only). Layout models export at fp32 only, for now."""
+    class-only generators only). A layout model's fp16 and int8 graphs are checked, and int8
+    calibrated, on ``example_layout`` maps at the training size with sampling's noise maps."""
     sampler = load_run(run)
     network = sampler.network.eval()
     layout = sampler.label_map is not None
-    if layout and precision in ("fp16", "int8"):
-        # precision.py checks the lowered graph, and int8 calibrates it, on z and condition alone
-        raise SynthscapeError(f"--precision {precision} is not supported for layout models yet (its check and int8 "
-                              "calibration feed no label maps): export them at fp32")
     if layout:
         # fold_upsampling rewrites ConditionalGenerator's UpBlock; a LayoutGenerator's LayoutUpBlock
         # (SPADE norms read the label map at the high resolution, noise injected after the upsample)
@@ -94,7 +91,7 @@ def export_onnx(run: str | Path, out: str | Path, opset: int = 17, precision: st
     if any(not ok for ok in errors.values()):
         raise SynthscapeError(f"ONNX export of {run} fails parity with torch (rtol 1e-3, atol 1e-4): " +
                               ", ".join(f"batch {b}: max |diff| {e:.2e}" for b, (e, _) in errors.items()))
-    model, precision_error = lower(model, precision, sampler)
+    model, precision_error = lower(model, precision, lambda count, seed: dict(zip(names, example_inputs(sampler, count, seed))))
     model.metadata_props.add(key="precision", value=precision)
     write_bytes(out, model.SerializeToString())
     return {"parity": {b: e for b, (e, _) in errors.items()}, "precision_error": precision_error}

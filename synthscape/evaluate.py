@@ -59,7 +59,9 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
         read_meta(domain.meta_type, sampler.domain_meta, domain.name)  # checked before its size and spacing are used
         layout = sampler.label_map is not None
         images, conditions, layouts = real_arrays(domain, data, sampler.domain_meta, allow_outside_paths, layout)
-        settings = {"mask_focus": getattr(domain, "mask_focus", ""), **settings} if layout else settings
+        if layout:  # the domain says what its mask rows score, unless the caller did
+            settings = {"mask_focus": getattr(domain, "mask_focus", ""), "mask_score": getattr(domain, "mask_score", "dice"),
+                        **settings}
         result = evaluate(sampler, images, conditions, domain.spatial_dims, holdout=holdout, seed=seed,
                           settings=EvaluationSettings(**settings), layouts=layouts)
         metrics = {"model": str(model), "data": str(data), "domain": domain.name, "seed": seed, "holdout": holdout,

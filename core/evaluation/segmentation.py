@@ -38,10 +38,11 @@ from synthscape.core.evaluation.label_classifier import check_images
 # extra full-resolution convolution and norm dominate), and Dice on held-out spheres was about the
 # same (0.97 against 0.98 after 300 steps). On a busy 2-core machine two threads were slower than
 # one, not faster: see train_segmenter.
-CHANNELS = (8, 16, 32)
-STRIDES = (2, 2)
+# In 2D one level wider and deeper: a street scene's 15 classes at 256x256 (segmenter_crop 64, 1000
+# steps, 225 simulated scenes) scored held-out mIoU 0.17 with the 3D network, 0.25 with this one
+# (58 s against 41 s on one thread).
+ARCHITECTURE = {3: ((8, 16, 32), (2, 2)), 2: ((16, 32, 64, 128), (2, 2, 2))}  # spatial dims: (channels, strides)
 RES_UNITS = 0
-MULTIPLE = 4  # the product of STRIDES: inputs are padded up to a multiple of it, outputs cropped back
 Pair = tuple[np.ndarray, np.ndarray]  # images [N, C, *spatial] in [-1, 1], label maps [N, *spatial]
 
 
@@ -64,12 +65,12 @@ def check_pair(images: np.ndarray, label_maps: np.ndarray, num_classes: int, wha
     return images, label_maps.astype(np.int64)
 
 
-def _padded_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Logits of ``model`` at ``x``'s own size, whatever it is: the UNet halves twice, so the
-    input is padded (at the far end, with -1, the [-1, 1] background) to a multiple of 4 and the
-    logits cropped back. Any size works, and the loss sees no padded voxel."""
-    size = x.shape[2:]
-    pad = [p for n in reversed(size) for p in (0, -n % MULTIPLE)]
+def _padded_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
+    """Logits of ``model`` at ``x``'s own size, whatever it is: the UNet halves at each stride, so
+    the input is padded (at the far end, with -1, the [-1, 1] background) to a multiple of their
+    product and the logits cropped back. Any size works, and the loss sees no padded voxel."""
+    size, multiple = x.shape[2:], int(np.prod(model.strides))
+    pad = [p for n in reversed(size) for p in (0, -n % multiple)]
     logits = model(F.pad(x, pad, value=-1.0))
     return logits[(slice(None), slice(None), *(slice(0, n) for n in size))]
 
@@ -102,7 +103,7 @@ def _flip(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> tuple
 
 def train_segmenter(images: np.ndarray, label_maps: np.ndarray, num_classes: int, *, steps: int = 300,
                     batch_size: int = 8, seed: int = 0, lr: float = 2e-3, crop: int | None = None) -> Segmenter:
-    """Train a MONAI ``UNet`` (channels 8-16-32, strides 2-2, no residual units, instance norm)
+    """Train a MONAI ``UNet`` (``ARCHITECTURE``: in 3D channels 8-16-32, strides 2-2; no residual units, instance norm)
     with ``DiceCELoss`` and Adam on images ``[N, C, *spatial]`` in [-1, 1] and their label maps
     ``[N, *spatial]``; 2D or 3D is read from the arrays, and any spatial size works.
 
@@ -123,7 +124,8 @@ def train_segmenter(images: np.ndarray, label_maps: np.ndarray, num_classes: int
                               f"num_classes={num_classes}, steps={steps}, batch_size={batch_size}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = UNet(images.ndim - 2, images.shape[1], num_classes, CHANNELS, STRIDES, num_res_units=RES_UNITS)
+        channels, strides = ARCHITECTURE[images.ndim - 2]
+        model = UNet(images.ndim - 2, images.shape[1], num_classes, channels, strides, num_res_units=RES_UNITS)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
@@ -162,6 +164,30 @@ def dice(predicted: np.ndarray, truth: np.ndarray, ids: Sequence[int]) -> np.nda
     total = p.sum(1) + t.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, 2.0 * (p & t).sum(1) / total, np.nan)
+
+
+def class_iou(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> np.ndarray:
+    """Per class, the intersection over union of its pixels summed over the whole set (as the
+    Cityscapes benchmark scores, so a class's small instances weigh by their area, not by their
+    count): float64 ``[num_classes]``, NaN for a class neither map holds."""
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    if predicted.shape != truth.shape:
+        raise SynthscapeError(f"predicted and true label maps must have one shape, got {list(predicted.shape)} and "
+                              f"{list(truth.shape)}")
+    pairs = truth.astype(np.int64).ravel() * num_classes + predicted.astype(np.int64).ravel()
+    confusion = np.bincount(pairs, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    hit = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - hit
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, hit / union, np.nan)
+
+
+def scene_iou(segmenter: Segmenter, images: np.ndarray, label_maps: np.ndarray) -> np.ndarray:
+    """``class_iou`` of the segmenter's prediction on ``images`` against ``label_maps``: its
+    ``nanmean`` is the mIoU. For a segmenter trained on real data and generated images rendered
+    from ``label_maps``, every class found where the map says; against real images, the reference."""
+    images, label_maps = check_pair(images, label_maps, segmenter.num_classes, "scored")
+    return class_iou(segmenter.predict(images), label_maps, segmenter.num_classes)
 
 
 def mask_fidelity(segmenter: Segmenter, images: np.ndarray, label_maps: np.ndarray, ids: Sequence[int]) -> float:

@@ -37,6 +37,9 @@ log = logging.getLogger("synthscape")
 MIN_HELD_OUT = 4  # the Frechet distance needs a covariance, the memorisation check a spread
 
 
+MASK_SCORES = ("dice", "miou")
+
+
 @dataclass
 class EvaluationSettings:
     """How much training and sampling ``evaluate`` spends: fewer steps make a quicker, noisier report."""
@@ -52,6 +55,8 @@ class EvaluationSettings:
     segmenter_crop: int = 32  # its training crops' side (0: whole items); it segments whole items either way
     mask_focus: str = ""  # layout models: class-name prefixes (comma-separated) the mask rows score, as one class
     # (lung-ct: nodule_; driving: pedestrian,cyclist,debris); empty: all but background
+    mask_score: str = "dice"  # layout models: "dice" of the focus classes as one, or "miou": every class by IoU,
+    # the focus classes' IoU beside it (driving: a street-scene segmenter's score; layout_suite.py)
     pool: int = 1  # label classifier, set distances and downstream models see images average-pooled by this per axis
 
     def __post_init__(self) -> None:
@@ -59,6 +64,8 @@ class EvaluationSettings:
                           ("per_condition", 1), ("utility_attribute", 0), ("segmenter_steps", 1),
                           ("segmenter_crop", 0), ("pool", 1)):
             whole(getattr(self, name), name, low, MAX_STEPS)
+        if self.mask_score not in MASK_SCORES:
+            raise SynthscapeError(f"mask_score must be one of {', '.join(MASK_SCORES)}, got {self.mask_score!r}")
 
 
 @dataclass

@@ -109,7 +109,8 @@ class Driving:
     schema = SCHEMA
     labels = LABELS
     appearance = ("weather", "time")  # what a layout does not fix: `sample --layouts` may set these by --condition
-    mask_focus = "pedestrian,cyclist,debris"  # the evaluation's mask rows: the road users and hazards, as one class
+    mask_score = "miou"  # the evaluation's mask rows: a street-scene segmenter of every class, scored by mIoU
+    mask_focus = "pedestrian,cyclist,debris"  # ... with the IoU of the road users and hazards beside it
     spatial_dims = 2
     meta_type = DrivingMeta
 

@@ -95,11 +95,27 @@ def test_the_graph_takes_an_int64_label_map_with_symbolic_sizes(exported):
     assert meta["label_map"] == list(LABELS.classes) and meta["network"]["layout_classes"] == 3
 
 
-def test_lower_precision_and_folding_are_refused_for_layout_models_in_one_line(exported, tmp_path):
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_lower_precisions_of_a_layout_model_render_any_size_near_fp32(exported, tmp_path, precision):
+    """fp16 and int8 graphs keep the layout and noise inputs (int64 and float32), are checked and (int8)
+    calibrated on label maps, and render a size they were not checked at within their bounds of fp32."""
+    from synthscape.exports.precision import BOUNDS
+
+    run, path, _ = exported
+    report = export_onnx(run, tmp_path / f"{precision}.onnx", precision=precision)
+    bound_max, bound_mean = BOUNDS[precision]
+    assert 0 < report["precision_error"]["max"] <= bound_max and report["precision_error"]["mean"] <= bound_mean
+    lowered, reference = synthscape.load(tmp_path / f"{precision}.onnx"), synthscape.load(path)
+    inputs = {i.name: i.type.tensor_type.elem_type for i in onnx.load(str(tmp_path / f"{precision}.onnx")).graph.input}
+    assert inputs["layout"] == onnx.TensorProto.INT64 and inputs["noise"] == onnx.TensorProto.FLOAT
+    z, c, layout, noise = example_inputs(load_run(run), 2, seed=12, size=OTHER_SIZE)
+    got, expected = lowered.generate(z, c, layout, noise), reference.generate(z, c, layout, noise)
+    assert got.shape == expected.shape == (2, 1, *OTHER_SIZE) and got.dtype == np.float32
+    assert np.abs(got - expected).max() <= bound_max and np.abs(got - expected).mean() <= bound_mean
+
+
+def test_folding_is_refused_for_layout_models_in_one_line(exported, tmp_path):
     run, _, _ = exported
-    for precision in ("fp16", "int8"):
-        with pytest.raises(SynthscapeError, match=f"--precision {precision} is not supported for layout models"):
-            export_onnx(run, tmp_path / f"{precision}.onnx", precision=precision)
     with pytest.raises(SynthscapeError, match="for class-only generators"):
         export_onnx(run, tmp_path / "folded.onnx", fold=True)
     assert not list(tmp_path.iterdir())

@@ -28,11 +28,13 @@ export: {precision: fp32}
 
 def test_the_default_pipeline_is_examples_lung_ct_yaml():
     assert read_pipeline(EXAMPLES / "lung_ct.yaml").to_json() == default_pipeline().to_json()
-    for name in ("driving.yaml", "driving_class_only.yaml", "aerial.yaml"):
+    for name in ("driving.yaml", "driving_class_only.yaml", "aerial.yaml", "aerial_class_only.yaml"):
         pipeline = read_pipeline(EXAMPLES / name)
         assert pipeline.domain == "driving" and pipeline.sample.plan and pipeline.export is not None
-    driving = read_pipeline(EXAMPLES / "driving.yaml")  # the layout model at 256x256 (issue 19)
-    assert driving.train.layout and driving.simulate.options["size"] == 256 and driving.export.precision == "fp32"
+    for name, view in (("driving.yaml", "dashcam"), ("aerial.yaml", "aerial")):  # layout models at 256x256 (issue 19)
+        layout = read_pipeline(EXAMPLES / name)
+        assert layout.train.layout and layout.simulate.options["size"] == 256 and layout.export.precision == "fp32"
+        assert layout.simulate.options["view"] == view
 
 
 @pytest.mark.parametrize("text, message", [

@@ -13,7 +13,14 @@ import pytest
 import torch
 
 from synthscape.core.errors import SynthscapeError
-from synthscape.core.evaluation.segmentation import dice, mask_fidelity, segmentation_utility, train_segmenter
+from synthscape.core.evaluation.segmentation import (
+    class_iou,
+    dice,
+    mask_fidelity,
+    scene_iou,
+    segmentation_utility,
+    train_segmenter,
+)
 
 SIZE = 16
 RADIUS = 2.5
@@ -101,6 +108,28 @@ def test_dice_by_hand():
     assert dice(predicted, truth, [3])[3] == pytest.approx(2 * 1 / (3 + 1))
     with pytest.raises(SynthscapeError, match="one shape"):
         dice(predicted[:, :1], truth, [2])
+
+
+def test_class_iou_by_hand():
+    """Pixels summed over the whole set, per class; a class in neither map is NaN, one only
+    predicted scores 0."""
+    truth = np.array([[[0, 0, 1, 1]], [[2, 2, 2, 0]]], np.uint8)
+    predicted = np.array([[[0, 1, 1, 1]], [[2, 2, 0, 3]]], np.uint8)
+    iou = class_iou(predicted, truth, 5)
+    # class 0: truth {0,1,7}, predicted {0,6}: 1 hit of 4; class 1: truth {2,3}, predicted {1,2,3}: 2 of 3
+    # class 2: truth {4,5,6}, predicted {4,5}: 2 of 3; class 3: predicted only; class 4: nowhere
+    np.testing.assert_allclose(iou[:4], [1 / 4, 2 / 3, 2 / 3, 0.0])
+    assert math.isnan(iou[4])
+    with pytest.raises(SynthscapeError, match="one shape"):
+        class_iou(predicted[:1], truth, 5)
+
+
+def test_scene_iou_finds_the_sphere_and_misses_it_when_moved(trained):
+    images, labels = sphere_set(8, seed=1)
+    found = scene_iou(trained, images, labels)
+    moved = scene_iou(trained, *sphere_set(8, seed=1, moved=True))
+    assert found.shape == (3,) and found[2] > 0.6 and moved[2] < 0.2, (found, moved)
+    assert found[0] > 0.9 and found[1] > 0.8  # background and box: the easy classes
 
 
 def test_mask_fidelity_counts_only_items_that_hold_the_structure(trained):

@@ -127,6 +127,31 @@ def test_the_report_scores_a_layout_model_by_its_masks_and_by_renders_of_one_map
     assert any(name.startswith("spot Dice") for name in names) and any("one label map" in name for name in names)
 
 
+def test_the_report_scores_every_class_by_iou_when_the_domain_asks_for_miou(spots_run):
+    """``mask_score="miou"`` (the driving domain's): one segmenter of every class; the mIoU row is the
+    mean of the per-class IoU in metrics.json, the focus class has its own row, TSTR / TRTR is a
+    ratio of mIoUs. On 24^3 spots the real reference finds background, box and spot."""
+    from synthscape.core.evaluation.suite import EvaluationSettings, evaluate
+
+    data = Spots(24, seed=7)
+    images = np.stack([item[0].numpy() for item in data.items])
+    layouts = np.stack([item[2].numpy() for item in data.items]).astype(np.uint8)
+    settings = EvaluationSettings(classifier_steps=20, utility_steps=10, per_condition=4, segmenter_steps=80,
+                                  segmenter_crop=0, mask_focus="spot", mask_score="miou")
+    result = evaluate(load_run(spots_run), images, data.conditions, 3, settings=settings, layouts=layouts)
+    mask, utility = result.values["mask_fidelity"], result.values["segmentation_utility"]
+    assert mask["score"] == "miou" and set(mask["classes"]) == {"background", "box", "spot"}
+    real = [mask["classes"][name]["real"] for name in ("background", "box", "spot")]
+    assert mask["real"] == pytest.approx(np.mean(real)) and min(real) > 0.5, mask
+    assert mask["generated"] == pytest.approx(np.mean([mask["classes"][n]["generated"] for n in mask["classes"]]))
+    assert utility["trtr"] == mask["real"] and utility["ratio"] == pytest.approx(utility["tstr"] / utility["trtr"])
+    rows = {row.name: row for row in result.rows}
+    assert rows["spot IoU"].value == mask["classes"]["spot"]["generated"] and "box IoU" not in rows
+    assert any(name.startswith("mIoU") for name in rows)
+    with pytest.raises(SynthscapeError, match="mask_score must be one of dice, miou"):
+        EvaluationSettings(mask_score="iou")
+
+
 def test_a_resumed_layout_run_continues_exactly(tmp_path):
     # crops are drawn from the checkpointed noise generator: a run stopped at step 2 and resumed ends bitwise
     # where the uninterrupted one does (a few steps suffice; the spot test above shows what training learns)
