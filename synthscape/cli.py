@@ -293,7 +293,8 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="the .onnx file to write")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                    help="fp32 (default); fp16 (weights and activations, float32 inputs and outputs); int8 (static "
-                   "quantization calibrated on sampled latents); the error against fp32 is checked and printed")
+                   "quantization calibrated on sampled latents, and a layout model's on blob label maps); the error "
+                   "against fp32 is checked and printed")
     p.add_argument("--opset", type=positive_int, default=17, help="ONNX opset version (default 17)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=cmd_export)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from synthscape.cli import main
@@ -205,7 +206,12 @@ def test_torchrun_trains_on_two_processes_and_resumes_exactly(driving_run, tmp_p
 def test_torchrun_sampling_writes_one_shard_per_rank(driving_run, tmp_path):
     args = ["sample", str(driving_run / "run"), "--count-per-condition", "5", "--condition", "time=dusk",
             "--batch-size", "2"]
-    assert main(["-q", *args, "--out", str(tmp_path / "whole")]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the ranks (OMP_NUM_THREADS=1): the same floats, so the same PNG bytes
+    try:  # (with two threads here a render differed from a rank's by one 8-bit step in one pixel, 2026-12-04)
+        assert main(["-q", *args, "--out", str(tmp_path / "whole")]) == 0
+    finally:
+        torch.set_num_threads(threads)
     torchrun(*args, "--out", "sharded", cwd=tmp_path)
     parts = sorted((tmp_path / "sharded").iterdir())
     assert [p.name for p in parts] == ["shard-000-of-002", "shard-001-of-002"]
