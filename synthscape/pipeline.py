@@ -117,7 +117,10 @@ def train_stage(domain: Domain, data: Path, run: Path, pipeline: Pipeline, devic
     from synthscape.core.schema.config import TrainConfig
 
     stage = pipeline.train
-    geometry = {k: v for k, v in pipeline.simulate.options.items() if k in GEOMETRY} if pipeline.data is None else {}
+    if pipeline.data is None:  # simulated data trains at the geometry it was simulated at
+        geometry = {k: v for k, v in pipeline.simulate.options.items() if k in GEOMETRY}
+    else:
+        geometry = dict(stage.geometry)
     every = max(1, stage.steps // 4)
     config = TrainConfig(**{"eval_every": every, "checkpoint_every": every, **stage.options},
                          steps=stage.steps, batch_size=stage.batch_size, seed=pipeline.seed)

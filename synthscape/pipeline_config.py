@@ -5,6 +5,7 @@
     simulate: {count: 64, size: 32}          # or  data: path/to/real/data  (a dataset folder)
     # with data: allow_outside_paths: true   lets its labels.csv name files outside it (off by default)
     train: {model: gan, steps: 300, batch_size: 8}
+    # with data: train: {size: 256, spacing: 1.25} reads it at that geometry (train --size/--spacing)
     sample:
       formats: [nifti, dicom]
       plan:
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from synthscape.core.errors import SynthscapeError
+from synthscape.services import GEOMETRY
 
 
 @dataclass
@@ -50,6 +52,8 @@ class TrainStage:
     layout: bool = False  # a layout model: renders the data's label maps (train --layout)
     crop: int | None = None  # layout models: training crop side (train --crop)
     options: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields: lr_generator, ...
+    # real data (data:) read at this geometry (train --size, --spacing); simulated data trains at simulate's
+    geometry: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +115,8 @@ def same_outputs(stored: str, current: str) -> bool:
     def outputs(text: str) -> dict:
         data = json.loads(text)
         data.pop("allow_outside_paths", None)
+        if isinstance(data.get("train"), dict):  # a pipeline.json written before train.geometry existed had none
+            data["train"].setdefault("geometry", {})
         if isinstance(data.get("export"), dict):
             data["export"] = {k: v for k, v in data["export"].items() if k not in GATE}
         return data
@@ -174,6 +180,11 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
         raise SynthscapeError(f"{source}: allow_outside_paths is for data (real data whose labels.csv names files "
                               "outside its folder); a simulated data set has none")
     train_options = {f.name for f in fields(TrainConfig)} - {"steps", "batch_size", "seed"}
+    train = raw.get("train", {})
+    geometry = {k: train.pop(k) for k in GEOMETRY if k in train} if isinstance(train, dict) else {}
+    if geometry and not raw.get("data"):
+        raise SynthscapeError(f"{source}: train.{next(iter(geometry))} sets the geometry of real data (data:); "
+                              f"simulated data trains at the simulator's, set simulate.{next(iter(geometry))}")
     sample = _mapping(f"{source}: sample", raw.get("sample", {}))
     _check_keys(f"{source}: sample", sample, {"plan", "formats", "size"})
     formats = sample.get("formats", [])
@@ -184,13 +195,14 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
         allow_outside_paths=bool(raw.get("allow_outside_paths", False)),
         simulate=_stage(f"{source}: simulate", raw.get("simulate", {}), SimulateStage,
                         {"size", "spacing", "view", "workers", "nodule_sizes", "nodule_kinds"}) or SimulateStage(),
-        train=_stage(f"{source}: train", raw.get("train", {}), TrainStage, train_options) or TrainStage(),
+        train=_stage(f"{source}: train", train, TrainStage, train_options) or TrainStage(),
         sample=SampleStage(plan=parse_plan(f"{source}: sample.plan", sample.get("plan", [])),
                            formats=[formats] if isinstance(formats, str) else list(formats), size=sample.get("size")),
         evaluate=_stage(f"{source}: evaluate", raw.get("evaluate", {}), EvaluateStage,
                         {f.name for f in fields(EvaluationSettings)}),
         export=_stage(f"{source}: export", raw.get("export", {}), ExportStage),
     )
+    pipeline.train.geometry = geometry
     if pipeline.train.model not in ("gan", "vae"):
         raise SynthscapeError(f"{source}: train.model must be gan or vae, got {pipeline.train.model!r}")
     if not isinstance(pipeline.train.layout, bool):

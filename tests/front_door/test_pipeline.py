@@ -42,6 +42,7 @@ def test_the_default_pipeline_is_examples_lung_ct_yaml():
     ("simulate: {cuont: 3}", "simulate: unknown key(s) cuont"),
     ("train: {model: diffusion}", "train.model must be gan or vae"),
     ("data: real/\nsimulate: {count: 3}", "either data (real data) or simulate"),
+    ("simulate: {count: 3}\ntrain: {size: 32}", "train.size sets the geometry of real data (data:)"),
     ("sample: {plan: [{condition: {nodule: present}, count: -1}]}", "count must be a non-negative integer"),
     ("evaluate: {holdout: 0.2, clasifier_steps: 3}", "evaluate: unknown key(s) clasifier_steps"),
     ("evaluate: {pool: 0}", "evaluate.pool must be a whole number from 1"),
@@ -68,6 +69,30 @@ def tiny_run(tmp_path_factory):
     with contextlib.redirect_stdout(stdout):
         assert main(["-q", "run", str(pipeline), "--out", str(out)]) == 0
     return pipeline, out, stdout.getvalue()
+
+
+def test_real_data_trains_at_the_pipeline_train_geometry(tmp_path):
+    """``data:`` with ``train: {size: 32}`` reads 48x48 scenes at 32 (without it, driving's default 64);
+    a pipeline.json stored before ``train.geometry`` existed is still the same pipeline."""
+    import cv2
+
+    from synthscape.pipeline_config import same_outputs
+
+    assert main(["-q", "simulate", "driving", "--out", str(tmp_path / "real"), "--count", "6", "--size", "48"]) == 0
+    path = tmp_path / "p.yaml"
+    path.write_text("domain: driving\ndata: real\ntrain: {steps: 1, batch_size: 2, size: 32}\n"
+                    "sample: {plan: [{condition: {weather: fog}, count: 1}]}\nevaluate: false\nexport: false\n")
+    assert main(["-q", "run", str(path), "--out", str(tmp_path / "out")]) == 0
+    meta = json.loads((tmp_path / "out" / "run" / "config.json").read_text())["domain_meta"]
+    assert meta["size"] == 32 and meta["source_size"] == [48, 48]
+    assert cv2.imread(str(next((tmp_path / "out" / "samples" / "images").glob("*.png")))).shape == (32, 32, 3)
+    pipeline = read_pipeline(path)
+    assert pipeline.train.geometry == {"size": 32} and "size" not in pipeline.train.options
+    current = read_pipeline(EXAMPLES / "driving.yaml").to_json()
+    older = json.loads(current)
+    older["train"].pop("geometry")  # as written before the field existed: no geometry, the same pipeline
+    assert same_outputs(json.dumps(older), current)
+    assert not same_outputs(pipeline.to_json().replace('"size": 32', '"size": 48'), pipeline.to_json())
 
 
 def test_run_records_stages_and_a_rerun_skips_or_resumes(tiny_run, capsys):
