@@ -59,9 +59,9 @@ def evaluate_model(model: str | Path, data: str | Path, out: str | Path, seed: i
         read_meta(domain.meta_type, sampler.domain_meta, domain.name)  # checked before its size and spacing are used
         layout = sampler.label_map is not None
         images, conditions, layouts = real_arrays(domain, data, sampler.domain_meta, allow_outside_paths, layout)
-        if layout:  # the domain says what its mask rows score, unless the caller did
-            settings = {"mask_focus": getattr(domain, "mask_focus", ""), "mask_score": getattr(domain, "mask_score", "dice"),
-                        **settings}
+        if layout:  # what the domain says its mask rows score, unless the caller said; else EvaluationSettings'
+            said = {k: getattr(domain, k) for k in ("mask_focus", "mask_score") if hasattr(domain, k)}
+            settings = {**said, **settings}
         result = evaluate(sampler, images, conditions, domain.spatial_dims, holdout=holdout, seed=seed,
                           settings=EvaluationSettings(**settings), layouts=layouts)
         metrics = {"model": str(model), "data": str(data), "domain": domain.name, "seed": seed, "holdout": holdout,

@@ -52,8 +52,9 @@ class TrainStage:
     layout: bool = False  # a layout model: renders the data's label maps (train --layout)
     crop: int | None = None  # layout models: training crop side (train --crop)
     options: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields: lr_generator, ...
-    # real data (data:) read at this geometry (train --size, --spacing); simulated data trains at simulate's
-    geometry: dict[str, Any] = field(default_factory=dict)
+    # real data (data:) read at this geometry (train --size, --spacing); simulated data trains at simulate's.
+    # Not a key of its own in the file (init=False): the file's train.size and train.spacing fill it
+    geometry: dict[str, Any] = field(default_factory=dict, init=False)
 
 
 @dataclass
@@ -140,7 +141,7 @@ def _stage(where: str, value: Any, cls: type, option_keys: set[str] = frozenset(
     if value is False or value is None:
         return None
     value = dict(_mapping(where, value))
-    own = {f.name for f in fields(cls)} - {"options"}
+    own = {f.name for f in fields(cls) if f.init} - {"options"}
     _check_keys(where, value, own | set(option_keys))
     kwargs = {k: value.pop(k) for k in list(value) if k in own}
     if value:
@@ -181,7 +182,8 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
                               "outside its folder); a simulated data set has none")
     train_options = {f.name for f in fields(TrainConfig)} - {"steps", "batch_size", "seed"}
     train = raw.get("train", {})
-    geometry = {k: train.pop(k) for k in GEOMETRY if k in train} if isinstance(train, dict) else {}
+    geometry = {k: v for k, v in train.items() if k in GEOMETRY} if isinstance(train, dict) else {}
+    train = {k: v for k, v in train.items() if k not in GEOMETRY} if isinstance(train, dict) else train
     if geometry and not raw.get("data"):
         raise SynthscapeError(f"{source}: train.{next(iter(geometry))} sets the geometry of real data (data:); "
                               f"simulated data trains at the simulator's, set simulate.{next(iter(geometry))}")
@@ -207,6 +209,8 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
         raise SynthscapeError(f"{source}: train.model must be gan or vae, got {pipeline.train.model!r}")
     if not isinstance(pipeline.train.layout, bool):
         raise SynthscapeError(f"{source}: train.layout must be true or false, got {pipeline.train.layout!r}")
+    check_geometry(f"{source}: simulate", pipeline.simulate.options)
+    check_geometry(f"{source}: train", pipeline.train.geometry)
     for where, value in (("train.crop", pipeline.train.crop), ("sample.size", pipeline.sample.size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise SynthscapeError(f"{source}: {where} must be a positive whole number, got {value!r}")
@@ -217,6 +221,21 @@ def pipeline_from_dict(raw: dict, source: str, base: Path) -> Pipeline:
             raise SynthscapeError(f"{source}: evaluate.{exc}") from None
     check_gate(source, pipeline)
     return pipeline
+
+
+def check_geometry(where: str, options: dict[str, Any]) -> None:
+    """``size`` (whole numbers from 1) and ``spacing`` (positive numbers), each one value or one per
+    axis, as ``--size`` and ``--spacing`` take them: refused when the file is read, not as a
+    traceback when the stage that reads the data starts."""
+    for name, whole_only in (("size", True), ("spacing", False)):
+        value = options.get(name)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        if not items or any(isinstance(v, bool) or not isinstance(v, int if whole_only else (int, float))
+                            or not 0 < v < math.inf or (whole_only and v < 1) for v in items):
+            kind = "a whole number from 1" if whole_only else "a positive number"
+            raise SynthscapeError(f"{where}.{name} must be {kind} or a list of them (one per axis), got {value!r}")
 
 
 def check_gate(source: str, pipeline: Pipeline) -> None:

@@ -79,22 +79,20 @@ def class_rows(run: _Run, matched: np.ndarray, synthetic: np.ndarray) -> None:
     classes = run.draw.sampler.label_map.classes
     real = _segmenter(run, run.x_train, run.l_train, len(classes))
     gen, ref = scene_iou(real, matched, run.l_held), scene_iou(real, run.x_held, run.l_held)
+    tstr = scene_iou(_segmenter(run, synthetic, run.l_train, len(classes)), run.x_held, run.l_held)
+    gen_mean, ref_mean, tstr_mean = (float(np.nanmean(iou)) for iou in (gen, ref, tstr))
     run.rows.append(MetricRow("mask fidelity", "mIoU: a segmenter trained on real finds every class where the label "
-                              "map says", float(np.nanmean(gen)), float(np.nanmean(ref)), "higher",
-                              "reference: the same segmenter on held-out real images and their maps; must reach 0.8 "
-                              "of it", tolerance=0.2))
+                              "map says", gen_mean, ref_mean, "higher", "reference: the same segmenter on held-out "
+                              "real images and their maps; must reach 0.8 of it", tolerance=0.2))
     for i in focus_ids(run):
         run.rows.append(MetricRow("mask fidelity", f"{classes[i]} IoU", gen[i], ref[i], "higher",
                                   "the same segmenter, this class alone", tolerance=0.2))
-    tstr = scene_iou(_segmenter(run, synthetic, run.l_train, len(classes)), run.x_held, run.l_held)
-    tstr_mean, trtr_mean = float(np.nanmean(tstr)), float(np.nanmean(ref))
-    ratio = tstr_mean / trtr_mean if trtr_mean else float("nan")
+    ratio = tstr_mean / ref_mean if ref_mean else float("nan")
     run.rows.append(MetricRow("utility", "segmentation: train on synthetic, test on real (TSTR / TRTR mIoU)", ratio,
-                              1.0, "higher", f"TSTR mIoU {tstr_mean:.3f}, TRTR mIoU {trtr_mean:.3f}", tolerance=0.2))
-    per_class = {classes[i]: {"generated": gen[i], "real": ref[i], "tstr": tstr[i]} for i in range(len(classes))}
-    run.values["mask_fidelity"] = {"score": "miou", "generated": float(np.nanmean(gen)), "real": trtr_mean,
-                                   "classes": per_class}
-    run.values["segmentation_utility"] = {"tstr": tstr_mean, "trtr": trtr_mean, "ratio": ratio}
+                              1.0, "higher", f"TSTR mIoU {tstr_mean:.3f}, TRTR mIoU {ref_mean:.3f}", tolerance=0.2))
+    per_class = {name: {"generated": gen[i], "real": ref[i], "tstr": tstr[i]} for i, name in enumerate(classes)}
+    run.values["mask_fidelity"] = {"score": "miou", "generated": gen_mean, "real": ref_mean, "classes": per_class}
+    run.values["segmentation_utility"] = {"tstr": tstr_mean, "trtr": ref_mean, "ratio": ratio}
 
 
 def same_layout_diversity(run: _Run, common: np.ndarray, real_index: np.ndarray) -> np.ndarray:
